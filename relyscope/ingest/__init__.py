@@ -1,0 +1,1 @@
+"""Log readers that turn logged conversations into Cases."""

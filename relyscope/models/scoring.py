@@ -1,0 +1,246 @@
+"""Batched teacher-forced scoring: log p(target tokens | prompt) for many variants at once.
+
+Three savings over one forward pass per variant (DESIGN.md section 4):
+- the longest token prefix shared by all variants runs once; its KV cache is reused;
+- variants run in batches; suffixes are left-padded so every target ends at the same position
+  (padding sits between the shared prefix and the suffix, masked out, with explicit positions);
+- logits are computed only at the target positions (``logits_to_keep``).
+
+The cost unit is one forward pass over one sequence; the counter also keeps batched model
+calls and tokens actually processed.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+import torch
+from transformers import PreTrainedModel
+
+
+@dataclass(frozen=True)
+class ScoreItem:
+    """A token sequence whose last `target_len` tokens are the scored target."""
+
+    input_ids: tuple[int, ...]
+    target_len: int
+
+    def __post_init__(self) -> None:
+        if not 0 < self.target_len < len(self.input_ids):
+            raise ValueError(f"target_len must be in [1, {len(self.input_ids) - 1}], "
+                             f"got {self.target_len}")
+
+    def key(self, namespace: str) -> str:
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(namespace.encode())
+        digest.update(len(self.input_ids).to_bytes(4, "little"))
+        digest.update(self.target_len.to_bytes(4, "little"))
+        digest.update(b"".join(i.to_bytes(4, "little") for i in self.input_ids))
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class TargetScore:
+    token_logprobs: tuple[float, ...]
+
+    @property
+    def total(self) -> float:
+        return float(sum(self.token_logprobs))
+
+    @property
+    def logit_prob(self) -> float:
+        """ContextCite's logit-scaled probability of the whole target: log p - log(1 - p)."""
+        total = min(self.total, -1e-7)
+        return total - math.log(-math.expm1(total))
+
+
+@dataclass
+class Cost:
+    forward_passes: int = 0
+    model_calls: int = 0
+    tokens: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    def __sub__(self, other: Cost) -> Cost:
+        return Cost(**{k: getattr(self, k) - getattr(other, k) for k in asdict(self)})
+
+    def snapshot(self) -> Cost:
+        return copy.copy(self)
+
+
+class ScoreCache(Protocol):
+    def get_many(self, keys: Sequence[str]) -> list[TargetScore | None]: ...
+
+    def put_many(self, items: dict[str, TargetScore]) -> None: ...
+
+
+@dataclass
+class MemoryScoreCache:
+    """In-process LRU cache of target scores, the embedded default."""
+
+    max_entries: int = 200_000
+    _data: OrderedDict[str, TargetScore] = field(default_factory=OrderedDict)
+
+    def get_many(self, keys: Sequence[str]) -> list[TargetScore | None]:
+        found = []
+        for key in keys:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            found.append(value)
+        return found
+
+    def put_many(self, items: dict[str, TargetScore]) -> None:
+        self._data.update(items)
+        while len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
+
+
+@dataclass
+class ScoringOptions:
+    reuse_prefix: bool = True
+    target_only_logits: bool = True
+    max_batch_tokens: int = 6144
+    max_batch_size: int = 32
+    min_shared_prefix: int = 8
+
+
+class BatchScorer:
+    """Scores ScoreItems on one causal LM, batched, prefix-shared, cached."""
+
+    def __init__(self, model: PreTrainedModel, *, pad_token_id: int, namespace: str,
+                 cache: ScoreCache | None = None, options: ScoringOptions | None = None) -> None:
+        self.model = model
+        self.pad_token_id = pad_token_id
+        self.namespace = namespace
+        self.cache = cache
+        self.options = options or ScoringOptions()
+        self.cost = Cost()
+        params = inspect.signature(model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def score(self, items: Sequence[ScoreItem], *, max_prefix: int | None = None
+              ) -> list[TargetScore]:
+        """Scores in the order given. `max_prefix` caps the shared prefix (for hooks that must
+        see certain positions run in the batch, not in the cached prefix)."""
+        started = time.perf_counter()
+        keys = [item.key(self.namespace) for item in items]
+        results: dict[str, TargetScore] = {}
+        if self.cache is not None:
+            for key, hit in zip(keys, self.cache.get_many(keys), strict=True):
+                if hit is not None:
+                    results[key] = hit
+        todo: dict[str, ScoreItem] = {}
+        for key, item in zip(keys, items, strict=True):
+            if key not in results:
+                todo.setdefault(key, item)
+        self.cost.cache_hits += len(items) - len(todo)
+        self.cost.cache_misses += len(todo)
+        if todo:
+            computed = self._compute(list(todo.values()), max_prefix)
+            fresh = dict(zip(todo, computed, strict=True))
+            results.update(fresh)
+            if self.cache is not None:
+                self.cache.put_many(fresh)
+        self.cost.seconds += time.perf_counter() - started
+        return [results[key] for key in keys]
+
+    # -- the forward passes -----------------------------------------------------------------
+
+    @torch.inference_mode()
+    def _compute(self, items: list[ScoreItem], max_prefix: int | None) -> list[TargetScore]:
+        prefix_len = self._shared_prefix_len(items, max_prefix)
+        prefix_cache = None
+        if prefix_len:
+            prefix = torch.tensor([items[0].input_ids[:prefix_len]], device=self.device)
+            prefix_cache = getattr(self.model(input_ids=prefix, use_cache=True), self._cache_kw)
+            self.cost.model_calls += 1
+            self.cost.tokens += prefix_len
+        order = sorted(range(len(items)), key=lambda i: -len(items[i].input_ids))
+        scores: list[TargetScore | None] = [None] * len(items)
+        for batch in self._batches(order, items, prefix_len):
+            batch_items = [items[i] for i in batch]
+            for i, score in zip(batch, self._run_batch(batch_items, prefix_len, prefix_cache),
+                                strict=True):
+                scores[i] = score
+        return scores  # type: ignore[return-value]
+
+    def _shared_prefix_len(self, items: list[ScoreItem], max_prefix: int | None) -> int:
+        if not self.options.reuse_prefix or len(items) < 2:
+            return 0
+        first = items[0].input_ids
+        limit = min(len(item.input_ids) - item.target_len - 1 for item in items)
+        if max_prefix is not None:
+            limit = min(limit, max_prefix)
+        length = 0
+        while length < limit and all(item.input_ids[length] == first[length] for item in items):
+            length += 1
+        return length if length >= self.options.min_shared_prefix else 0
+
+    def _batches(self, order: list[int], items: list[ScoreItem], prefix_len: int
+                 ) -> list[list[int]]:
+        batches: list[list[int]] = []
+        current: list[int] = []
+        width = 0
+        for index in order:
+            length = len(items[index].input_ids) - prefix_len
+            width = max(width, length)
+            if current and (width * (len(current) + 1) > self.options.max_batch_tokens
+                            or len(current) >= self.options.max_batch_size):
+                batches.append(current)
+                current, width = [], length
+            current.append(index)
+        if current:
+            batches.append(current)
+        return batches
+
+    def _run_batch(self, items: list[ScoreItem], prefix_len: int, prefix_cache: object
+                   ) -> list[TargetScore]:
+        suffixes = [item.input_ids[prefix_len:] for item in items]
+        width = max(len(s) for s in suffixes)
+        rows = len(items)
+        input_ids = torch.full((rows, width), self.pad_token_id, dtype=torch.long)
+        suffix_mask = torch.zeros((rows, width), dtype=torch.long)
+        for row, suffix in enumerate(suffixes):
+            input_ids[row, width - len(suffix):] = torch.tensor(suffix)
+            suffix_mask[row, width - len(suffix):] = 1
+        positions = (prefix_len + suffix_mask.cumsum(dim=1) - 1).clamp(min=0)
+        kwargs: dict[str, object] = {"position_ids": positions.to(self.device)}
+        if prefix_cache is not None:
+            cache = copy.deepcopy(prefix_cache)
+            cache.batch_repeat_interleave(rows)  # type: ignore[attr-defined]
+            kwargs[self._cache_kw] = cache
+            mask = torch.cat([torch.ones((rows, prefix_len), dtype=torch.long), suffix_mask], 1)
+        else:
+            mask = suffix_mask
+        kwargs["attention_mask"] = mask.to(self.device)
+        keep = max(item.target_len for item in items) + 1
+        if self.options.target_only_logits:
+            kwargs["logits_to_keep"] = keep
+        logits = self.model(input_ids=input_ids.to(self.device),
+                            use_cache=prefix_cache is not None, **kwargs).logits[:, -keep:, :]
+        self.cost.model_calls += 1
+        self.cost.forward_passes += rows
+        self.cost.tokens += int(suffix_mask.sum())
+        logprobs = torch.log_softmax(logits[:, :-1, :].float(), dim=-1)
+        targets = input_ids[:, -(keep - 1):].to(self.device)
+        picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu()
+        return [TargetScore(tuple(picked[row, -item.target_len:].tolist()))
+                for row, item in enumerate(items)]

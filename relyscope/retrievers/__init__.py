@@ -1,0 +1,1 @@
+"""Retrieval: FAISS + sentence-transformers retriever, index build, LangChain adapters."""
