@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
-from relyscope.case import Case, CaseError, load_case
+from relyscope.case import CaseError, load_case
 
 
 def example_case_path() -> Path:

@@ -36,7 +36,8 @@ def test_batched_prefix_reused_scores_equal_plain_scores_on_the_real_model(real_
     assert fast.cost.model_calls < len(rendered)  # really batched, prefix ran once
     for g, w in zip(got, want, strict=True):
         assert len(g.token_logprobs) == len(w.token_logprobs)
-        assert max(abs(a - b) for a, b in zip(g.token_logprobs, w.token_logprobs)) < 1e-4
+        pairs = zip(g.token_logprobs, w.token_logprobs, strict=True)
+        assert max(abs(a - b) for a, b in pairs) < 1e-4
         assert abs(g.total - w.total) < 1e-4
 
 

