@@ -248,15 +248,19 @@ RELIANCE_METHODS: tuple[MethodName, ...] = ("loo", "ablation", "tools", "tracing
 class Thresholds(_Model):
     """Verdict thresholds (nats of answer log-prob, or attention shares); written into reports."""
 
-    relied_drop: float = Field(default=1.0, description="LOO drop (nats) above which relied")
-    attended_share: float = Field(default=0.15,
-                                  description="share of answer->context attention above which "
-                                              "a unit counts as consulted")
+    relied_drop: float = Field(default=2.0, description="LOO drop (nats) above which relied")
+    attended_ratio: float = Field(default=1.0,
+                                  description="a unit counts as consulted when its share of the "
+                                              "answer's attention to units is at least this "
+                                              "times the uniform share 1/n")
     parametric_logprob_per_token: float = Field(
         default=-1.0, description="mean answer log-prob per token above which the model is "
                                   "confident")
     redundancy_ratio: float = Field(default=3.0, description="joint drop / max single drop "
                                                              "above which sources are redundant")
+    ablation_relative: float = Field(default=0.25,
+                                     description="an ablation weight votes for relied only when "
+                                                 "at least this share of the largest weight")
     unstable_spearman: float = Field(default=0.5, description="rank correlation under "
                                                               "perturbation below which unstable")
 

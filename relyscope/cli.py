@@ -1,4 +1,4 @@
-"""The `relyscope` command line."""
+"""The `relyscope` command line: demo, audit, report (more subcommands register themselves)."""
 
 from __future__ import annotations
 
@@ -7,51 +7,146 @@ import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from relyscope.case import CaseError, load_case
+from relyscope.case import AuditConfig, Case, CaseError, iter_cases, load_case
+
+DEMO_OUT = Path("out")
 
 
 def example_case_path() -> Path:
     return Path(str(resources.files("relyscope") / "data" / "example_case.json"))
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from relyscope.models import CausalLM, Variant
+def add_audit_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by every command that runs audits."""
+    parser.add_argument("--methods", default="attention,loo,ablation,tools,tracing",
+                        help="comma-separated: attention,loo,ablation,tools,tracing")
+    parser.add_argument("--granularity", choices=["source", "sentence"], default="source")
+    parser.add_argument("--removal", choices=["remove", "placeholder"], default="remove")
+    parser.add_argument("--ablations", type=int, default=64, help="random masks (default 64)")
+    parser.add_argument("--tracing-samples", type=int, default=3)
+    parser.add_argument("--max-passes", type=int, help="forward-pass budget per case")
+    parser.add_argument("--max-seconds", type=float, help="time budget per case")
+    parser.add_argument("--regenerate", action="store_true",
+                        help="also regenerate greedily without each unit (answer flips)")
+    parser.add_argument("--stability", action="store_true",
+                        help="re-run leave-one-out under a paraphrased query")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", help="a local Hugging Face causal LM folder "
+                                        "(default: the packaged SmolLM2-135M-Instruct)")
 
-    case = load_case(args.case or example_case_path())
+
+def audit_config_from(args: argparse.Namespace) -> AuditConfig:
+    return AuditConfig.from_dict({
+        "methods": args.methods, "granularity": args.granularity, "removal": args.removal,
+        "ablations": args.ablations, "tracing_samples": args.tracing_samples,
+        "max_forward_passes": args.max_passes, "max_seconds": args.max_seconds,
+        "regenerate": args.regenerate, "stability": args.stability, "seed": args.seed})
+
+
+def _audit_cases(cases: Sequence[Case], args: argparse.Namespace) -> list[Any]:
+    from tqdm import tqdm
+
+    from relyscope.audits import run_audit
+    from relyscope.models import CausalLM
+
+    config = audit_config_from(args)
     print(f"loading model {args.model or 'packaged default'} ...", file=sys.stderr)
     lm = CausalLM.load(args.model)
-    case = lm.answer(case)
-    renderer = lm.renderer(case)
-    units = renderer.units
-    variants = [renderer.render()] + [renderer.render(Variant.without([u.id])) for u in units]
-    full, *without = lm.score(variants)
-    print(f"case {case.id}: {case.query}")
-    print(f"answer: {case.answer}")
-    print(f"answer log-prob: {full.total:.3f}")
-    print("leave-one-out log-prob drop per unit:")
-    for unit, score in sorted(zip(units, without, strict=True), key=lambda p: p[1].total):
-        print(f"  {unit.id:<20} {unit.kind:<12} {full.total - score.total:8.3f}")
-    print(f"cost: {lm.cost.forward_passes} forward passes, {lm.cost.seconds:.2f} s scoring")
+    reports = []
+    with tqdm(total=len(cases), unit="case", file=sys.stderr, disable=None) as bar:
+        def progress(event: dict[str, Any]) -> None:
+            if event["event"] == "method_started":
+                bar.set_postfix_str(event["method"])
+        for case in cases:
+            bar.set_description(case.id)
+            reports.append(run_audit(case, lm, config, progress=progress))
+            bar.update(1)
+    return reports
+
+
+def _write_outputs(reports: list[Any], out: str | None, html: str | None) -> None:
+    from relyscope.report import jsonl_line, write_html, write_json
+
+    if out:
+        path = Path(out)
+        if path.suffix == ".jsonl":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("w", encoding="utf-8") as handle:
+                handle.writelines(jsonl_line(r) for r in reports)
+        elif len(reports) == 1:
+            write_json(reports[0], path)
+        else:
+            raise ValueError(f"--out {out}: several reports need a .jsonl file")
+        print(f"wrote {path}", file=sys.stderr)
+    if html:
+        write_html(reports, html)
+        print(f"wrote {html}", file=sys.stderr)
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from relyscope.report import markdown
+
+    cases = list(iter_cases(args.cases))
+    reports = _audit_cases(cases, args)
+    print(markdown(reports))
+    _write_outputs(reports, args.out, args.html)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from relyscope.report import markdown
+
+    case = load_case(args.case or example_case_path())
+    reports = _audit_cases([case], args)
+    print(markdown(reports))
+    _write_outputs(reports, str(DEMO_OUT / "demo-report.json"), str(DEMO_OUT / "demo-report.html"))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from relyscope.report import markdown, read_reports
+
+    reports = read_reports(args.reports)
+    if args.html:
+        _write_outputs(reports, None, args.html)
+    print(markdown(reports))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="relyscope", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="relyscope",
+        description="Which sources and tool outputs did an LLM answer rely on?")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="audit the bundled example case with the packaged model")
+
+    demo = sub.add_parser("demo", help="audit the bundled example case end to end")
     demo.add_argument("--case", help="a case JSON file instead of the bundled example")
-    demo.add_argument("--model", help="a local Hugging Face causal LM folder")
+    add_audit_options(demo)
     demo.set_defaults(func=_cmd_demo)
+
+    audit = sub.add_parser("audit", help="audit a case file (.json) or case lines (.jsonl)")
+    audit.add_argument("cases", help="CASE.json or CASES.jsonl")
+    audit.add_argument("--out", help="report.json (one case) or reports.jsonl")
+    audit.add_argument("--html", help="write a self-contained HTML report here")
+    add_audit_options(audit)
+    audit.set_defaults(func=_cmd_audit)
+
+    report = sub.add_parser("report", help="render saved reports as Markdown and HTML")
+    report.add_argument("reports", help="report.json or reports.jsonl")
+    report.add_argument("--html", help="write a self-contained HTML report here")
+    report.set_defaults(func=_cmd_report)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args))
     except CaseError as err:
-        print(f"relyscope: invalid case: {err}", file=sys.stderr)
+        print(f"relyscope: invalid input: {err}", file=sys.stderr)
         return 2
     except (FileNotFoundError, ValueError) as err:
         print(f"relyscope: {err}", file=sys.stderr)

@@ -32,14 +32,20 @@ def test_generated_answer_states_the_planted_fact(real_lm):
     assert "Anna Roth" in case.answer
 
 
-def test_demo_command_prints_the_scored_answer(capsys):
+def test_demo_runs_a_full_audit_and_writes_the_html(capsys, tmp_path, monkeypatch):
+    import json
+
     from relyscope.cli import main
 
-    assert main(["demo"]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--ablations", "16", "--tracing-samples", "1"]) == 0
     out = capsys.readouterr().out
     assert "Anna Roth" in out
-    lines = [line.split() for line in out.splitlines() if line.startswith("  doc-")]
-    assert lines[0][0] == "doc-zelk-guild"  # the largest drop is listed first
+    report = json.loads((tmp_path / "out" / "demo-report.json").read_text())
+    assert (tmp_path / "out" / "demo-report.html").is_file()
+    assert report["verdicts"] == ["grounded"]
+    relied = [u["id"] for u in report["units"] if u["verdict"] in {"relied", "relied-not-attended"}]
+    assert relied == ["doc-zelk-guild"]
 
 
 def test_unknown_model_path_is_a_clear_error(tmp_path):

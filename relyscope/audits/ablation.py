@@ -1,0 +1,106 @@
+"""Context ablation: random keep/drop masks and a sparse linear surrogate (ContextCite's recipe).
+
+Each of n masks keeps every unit with probability p (seeded). The target is the logit-scaled
+probability of the whole answer, log p / (1 - p). A LASSO on standardised masks (alpha about
+0.01) maps mask -> target; its weights, mapped back to unstandardised units, are the scores.
+Extra held-out masks measure the surrogate's LDS: the Spearman correlation between what it
+predicts and what the model gives.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+from scipy.stats import spearmanr
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import Lasso
+from sklearn.preprocessing import StandardScaler
+
+from relyscope.audits.base import ANSWER, AuditContext, BudgetExhausted, MethodResult, Probe
+
+MIN_MASKS_TO_FIT = 8
+
+
+def random_masks(n: int, units: int, keep_prob: float, rng: np.random.Generator) -> np.ndarray:
+    return rng.random((n, units)) < keep_prob
+
+
+def fit_surrogate(masks: np.ndarray, targets: np.ndarray, alpha: float
+                  ) -> tuple[np.ndarray, float]:
+    """LASSO on standardised masks; returns weights and bias in unstandardised mask space."""
+    scaler = StandardScaler()
+    scaled = scaler.fit_transform(masks.astype(np.float64))
+    scale = np.where(scaler.scale_ == 0, 1.0, scaler.scale_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        lasso = Lasso(alpha=alpha, fit_intercept=True, max_iter=10_000).fit(scaled, targets)
+    weights = lasso.coef_ / scale
+    bias = float(lasso.intercept_ - np.dot(scaler.mean_, weights))
+    return weights, bias
+
+
+class ContextAblation:
+    name = "ablation"
+
+    @staticmethod
+    def masks(ctx: AuditContext) -> tuple[np.ndarray, np.ndarray]:
+        """Training masks and held-out (LDS) masks, seeded."""
+        config = ctx.config
+        rng = np.random.default_rng(config.seed)
+        n_units = len(ctx.unit_ids)
+        train = random_masks(config.ablations, n_units, config.ablation_keep_prob, rng)
+        held_out = random_masks(config.lds_masks, n_units, config.ablation_keep_prob, rng)
+        return train, held_out
+
+    def plan(self, ctx: AuditContext) -> list[Probe]:
+        return [self._probe(ctx, mask) for mask in np.vstack(self.masks(ctx))]
+
+    def run(self, ctx: AuditContext) -> MethodResult:
+        started = time.perf_counter()
+        passes_before = ctx.budget.spent
+        config = ctx.config
+        train, held_out = self.masks(ctx)
+        masks = np.vstack([train, held_out])
+        probes = [self._probe(ctx, mask) for mask in masks]
+        cut = None
+        try:
+            scored = ctx.score(probes)
+        except BudgetExhausted as stop:
+            scored, cut = stop.scored, stop.reason
+        have = np.array([p in scored for p in probes])
+        targets = np.array([scored[p].logit_prob if p in scored else np.nan for p in probes])
+        train_rows = np.flatnonzero(have[:len(train)])
+        extras: dict[str, object] = {
+            "masks_fit": int(len(train_rows)), "keep_prob": config.ablation_keep_prob,
+            "alpha": config.ablation_alpha, "seed": config.seed, "target": "log p/(1-p)",
+            "distinct_masks": int(len({m.tobytes() for m in masks}))}
+        if len(train_rows) < MIN_MASKS_TO_FIT:
+            cut = cut or "too few masks"
+            return MethodResult(self.name, dict.fromkeys(ctx.unit_ids), extras,
+                                ctx.budget.spent - passes_before,
+                                time.perf_counter() - started, cut)
+        weights, bias = fit_surrogate(train[train_rows], targets[train_rows],
+                                      config.ablation_alpha)
+        extras["bias"] = bias
+        extras["lds"] = self._lds(held_out, targets[len(train):], weights, bias)
+        scores = {uid: float(w) for uid, w in zip(ctx.unit_ids, weights, strict=True)}
+        return MethodResult(self.name, scores, extras, ctx.budget.spent - passes_before,
+                            time.perf_counter() - started, cut)
+
+    @staticmethod
+    def _probe(ctx: AuditContext, mask: np.ndarray) -> Probe:
+        dropped = [uid for uid, keep in zip(ctx.unit_ids, mask, strict=True) if not keep]
+        return ctx.removal(dropped), ANSWER
+
+    @staticmethod
+    def _lds(masks: np.ndarray, actual: np.ndarray, weights: np.ndarray, bias: float
+             ) -> float | None:
+        ok = ~np.isnan(actual)
+        if ok.sum() < 3:
+            return None
+        predicted = masks[ok].astype(np.float64) @ weights + bias
+        if np.ptp(predicted) == 0 or np.ptp(actual[ok]) == 0:
+            return None
+        return float(spearmanr(predicted, actual[ok]).statistic)

@@ -1,0 +1,149 @@
+"""What every audit method shares: the rendered case, the budget, and one scoring entry point.
+
+A method is anything with a `name` and `run(ctx) -> MethodResult`. Score-based methods ask
+`ctx.score(probes)` for the answer log-prob (or a later tool call's log-prob) under prompt
+variants; the context renders each variant once, scores them through the backend's batched,
+prefix-shared, cached scorer, and charges the budget. Because the cache is shared, a variant
+two methods both need (the full prompt, a removal) is run once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from relyscope.case import AuditConfig, Case, Unit
+from relyscope.models import CausalLM, Rendered, Renderer, TargetScore, Variant, placeholder_for
+
+# A probe is a variant plus what is scored: the answer (None) or the call of tool k.
+Probe = tuple[Variant, int | None]
+ANSWER: int | None = None
+
+_SCORE_CHUNK = 16
+
+
+class BudgetExhausted(Exception):
+    """The pass or time budget ran out; `scored` holds what was scored before it did."""
+
+    def __init__(self, reason: str, scored: dict[Probe, TargetScore]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.scored = scored
+
+
+@dataclass
+class Budget:
+    max_passes: int | None = None
+    deadline: float | None = None  # time.monotonic() value
+    spent: int = 0
+
+    def remaining_passes(self) -> int | None:
+        return None if self.max_passes is None else max(0, self.max_passes - self.spent)
+
+    def remaining_seconds(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def check(self, passes: int) -> str | None:
+        """Why `passes` more forward passes may not run now, or None when they may."""
+        left = self.remaining_passes()
+        if left is not None and passes > left:
+            return f"pass budget: {self.spent} of {self.max_passes} spent"
+        seconds = self.remaining_seconds()
+        if seconds is not None and seconds <= 0:
+            return "time budget reached"
+        return None
+
+
+@dataclass
+class MethodResult:
+    """Scores per unit id (None where a unit was not scored) plus method-specific extras."""
+
+    method: str
+    scores: dict[str, float | None]
+    extras: dict[str, Any] = field(default_factory=dict)
+    forward_passes: int = 0
+    seconds: float = 0.0
+    cut: str | None = None
+
+
+class Method(Protocol):
+    name: str
+
+    def run(self, ctx: AuditContext) -> MethodResult: ...
+
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+class AuditContext:
+    """One case, rendered for one backend, with a budget. Methods read everything from here."""
+
+    def __init__(self, case: Case, lm: CausalLM, config: AuditConfig, budget: Budget,
+                 progress: Progress | None = None) -> None:
+        self.case = case
+        self.lm = lm
+        self.config = config
+        self.budget = budget
+        self.progress = progress or (lambda event: None)
+        self.renderer: Renderer = lm.renderer(case, granularity=config.granularity,
+                                              tool_mode=config.tool_mode)
+        self.units: list[Unit] = self.renderer.units
+        self.unit_ids: list[str] = [u.id for u in self.units]
+        self._rendered: dict[Probe, Rendered] = {}
+        self._scores: dict[Probe, TargetScore] = {}
+        self.full: Rendered = self.render((Variant(), ANSWER))
+        lm.check_fits([self.full])
+
+    # -- variants ---------------------------------------------------------------------------
+
+    def removal(self, unit_ids: Sequence[str] | frozenset[str]) -> Variant:
+        """Remove units, or replace them by neutral placeholders in placeholder mode."""
+        if self.config.removal == "placeholder":
+            texts = {u.id: placeholder_for(u.text) for u in self.units if u.id in set(unit_ids)}
+            return Variant.replacing(texts)
+        return Variant.without(unit_ids)
+
+    def keep_only(self, unit_ids: Sequence[str]) -> Variant:
+        keep = set(unit_ids)
+        return self.removal([u for u in self.unit_ids if u not in keep])
+
+    def render(self, probe: Probe) -> Rendered:
+        if probe not in self._rendered:
+            variant, tool_index = probe
+            if tool_index is None:
+                self._rendered[probe] = self.renderer.render(variant)
+            else:
+                self._rendered[probe] = self.renderer.render(
+                    variant, target=self.renderer.tool_call_text(tool_index), upto_tool=tool_index)
+        return self._rendered[probe]
+
+    # -- scoring ----------------------------------------------------------------------------
+
+    def score(self, probes: Sequence[Probe], *, max_prefix: int | None = None
+              ) -> dict[Probe, TargetScore]:
+        """Scores for the probes, charged to the budget; BudgetExhausted when it runs out."""
+        wanted = list(dict.fromkeys(p for p in probes if p not in self._scores))
+        while wanted:
+            chunk, wanted = wanted[:_SCORE_CHUNK], wanted[_SCORE_CHUNK:]
+            reason = self.budget.check(len(chunk))
+            if reason is not None:
+                affordable = self.budget.remaining_passes() or 0
+                if self.budget.check(1) is not None or affordable == 0:
+                    raise BudgetExhausted(reason, {p: self._scores[p] for p in probes
+                                                   if p in self._scores})
+                chunk, wanted = chunk[:affordable], chunk[affordable:] + wanted
+            before = self.lm.cost.forward_passes
+            results = self.lm.score([self.render(p) for p in chunk], max_prefix=max_prefix)
+            self.budget.spent += self.lm.cost.forward_passes - before
+            self._scores.update(zip(chunk, results, strict=True))
+        return {p: self._scores[p] for p in probes}
+
+    def full_score(self) -> TargetScore:
+        return self.score([(Variant(), ANSWER)])[(Variant(), ANSWER)]
+
+    def charge(self, passes: int) -> None:
+        """Charge passes run outside `score` (hooked forward passes)."""
+        self.budget.spent += passes
+        self.lm.cost.forward_passes += passes

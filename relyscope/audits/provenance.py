@@ -1,0 +1,76 @@
+"""Provenance: where the answer tokens looked. Attention, labelled provenance, never reliance.
+
+One eager-attention pass over the full prompt + answer. For the rows that predict answer
+tokens, the head-averaged attention to each unit's token span is summed, per layer. The first
+token(s) (attention sinks) are excluded by renormalising each row without them. Reported:
+mean over layers (``attention``), last layer, attention rollout (Abnar & Zuidema: the product
+of 0.5 A + 0.5 I over layers), mass per span token, and each unit's share of the mass that
+went to units at all.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from relyscope.audits.base import AuditContext, MethodResult
+
+SINK_TOKENS = 1
+
+
+class AttentionProvenance:
+    name = "attention"
+
+    def run(self, ctx: AuditContext) -> MethodResult:
+        started = time.perf_counter()
+        reason = ctx.budget.check(1)
+        if reason is not None:
+            return MethodResult(self.name, dict.fromkeys(ctx.unit_ids), cut=reason)
+        rendered = ctx.full
+        ids = torch.tensor([list(rendered.input_ids)], device=ctx.lm.model.device)
+        with ctx.lm.eager_attention(), torch.inference_mode():
+            attentions = ctx.lm.model(input_ids=ids, output_attentions=True).attentions
+        ctx.charge(1)
+        start, end = rendered.target_token_span
+        rows = torch.arange(start - 1, end - 1)
+        per_layer = torch.stack([layer[0].float().mean(0) for layer in attentions])  # [Ly, L, L]
+        answer_rows = _without_sinks(per_layer[:, rows, :])  # [Ly, A, L]
+        rollout_rows = _without_sinks(_rollout_rows(per_layer, rows).unsqueeze(0))[0]
+        spans = {uid: rendered.unit_token_spans.get(uid, (0, 0)) for uid in ctx.unit_ids}
+        layer_mass = {uid: answer_rows[:, :, a:b].sum(-1).mean(-1)
+                      for uid, (a, b) in spans.items()}
+        mean_mass = {uid: float(m.mean()) for uid, m in layer_mass.items()}
+        total = sum(mean_mass.values()) or 1.0
+        extras = {
+            "attention_last": {uid: float(m[-1]) for uid, m in layer_mass.items()},
+            "attention_rollout": {uid: float(rollout_rows[:, a:b].sum(-1).mean())
+                                  for uid, (a, b) in spans.items()},
+            "attention_per_token": {uid: mean_mass[uid] / max(1, b - a)
+                                    for uid, (a, b) in spans.items()},
+            "attention_share": {uid: mean_mass[uid] / total for uid in ctx.unit_ids},
+            "layer_profile": {uid: [round(float(x), 6) for x in m]
+                              for uid, m in layer_mass.items()},
+            "sink_tokens": SINK_TOKENS, "label": "provenance",
+        }
+        return MethodResult(self.name, mean_mass, extras, 1, time.perf_counter() - started)
+
+
+def _without_sinks(rows: torch.Tensor) -> torch.Tensor:
+    """Zero the first SINK_TOKENS key columns and renormalise each row to sum to one."""
+    rows = rows.clone()
+    rows[..., :SINK_TOKENS] = 0
+    return rows / rows.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
+def _rollout_rows(per_layer: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Rows `rows` of the attention rollout, propagated from the top layer down."""
+    size = per_layer.shape[-1]
+    eye = torch.eye(size)
+    def mixed(layer: int) -> torch.Tensor:
+        a = 0.5 * per_layer[layer] + 0.5 * eye
+        return a / a.sum(-1, keepdim=True)
+    out = mixed(per_layer.shape[0] - 1)[rows]
+    for layer in range(per_layer.shape[0] - 2, -1, -1):
+        out = out @ mixed(layer)
+    return out

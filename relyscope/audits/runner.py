@@ -1,0 +1,228 @@
+"""The audit runner: plan every variant, share batches and the cache, honour budgets, report.
+
+Order of work (and of cuts when a budget runs out): the full answer and the joint removal of
+all units, then attention, leave-one-out, tool ablation, context ablation, causal tracing,
+and last the faithfulness checks. All removal variants the score-based methods will need are
+scored up front in one batched call, so the shared prompt prefix runs once and duplicate
+variants (an ablation mask equal to a leave-one-out removal, say) run once. A budget cut never
+raises: the report is marked partial and says what was cut.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import time
+from typing import Any
+
+import torch
+
+import relyscope
+from relyscope.audits.ablation import ContextAblation
+from relyscope.audits.base import (
+    ANSWER,
+    AuditContext,
+    Budget,
+    BudgetExhausted,
+    Method,
+    MethodResult,
+    Probe,
+    Progress,
+)
+from relyscope.audits.loo import LeaveOneOut
+from relyscope.audits.metrics import faithfulness, plan_probes, rank_correlation
+from relyscope.audits.provenance import AttentionProvenance
+from relyscope.audits.tools import ToolOutputAblation
+from relyscope.audits.tracing import CausalTracing
+from relyscope.audits.verdicts import audit_verdicts, unit_reliance, unit_verdict
+from relyscope.case import AuditConfig, Case, CaseError, Report, UnitReport
+from relyscope.models import CausalLM, Variant
+
+METHODS: dict[str, type[Method]] = {
+    "attention": AttentionProvenance, "loo": LeaveOneOut, "tools": ToolOutputAblation,
+    "ablation": ContextAblation, "tracing": CausalTracing,
+}
+PRIORITY = ("attention", "loo", "tools", "ablation", "tracing")
+
+
+def validate_for_audit(case: Case, lm: CausalLM, config: AuditConfig) -> None:
+    if not case.sources and not case.tool_calls:
+        raise CaseError("sources", "nothing to audit: the case has no sources and no tool calls",
+                        record=case.id)
+    if case.answer is not None:
+        answer_tokens = len(lm.tokenizer(case.answer, add_special_tokens=False)["input_ids"])
+        limit = lm.info.max_positions
+        if limit and answer_tokens >= limit:
+            raise CaseError("answer", f"the answer is {answer_tokens} tokens, longer than the "
+                                      f"model's context of {limit} tokens", record=case.id)
+
+
+def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
+              progress: Progress | None = None, deadline: float | None = None) -> Report:
+    """Audit one case. `deadline` is a time.monotonic() value (e.g. from a gRPC call)."""
+    config = config or AuditConfig()
+    emit = progress or (lambda event: None)
+    started = time.monotonic()
+    cost_before = lm.cost.snapshot()
+    validate_for_audit(case, lm, config)
+    warnings: list[str] = []
+    if case.answer is None:
+        case = lm.answer(case, tool_mode=config.tool_mode)
+        warnings.append("answer generated greedily by the audit model")
+    ends = [t for t in (deadline, started + config.max_seconds if config.max_seconds else None)
+            if t is not None]
+    budget = Budget(max_passes=config.max_forward_passes, deadline=min(ends) if ends else None)
+    ctx = AuditContext(case, lm, config, budget, emit)
+    cuts: dict[str, str] = {}
+
+    try:
+        ctx.score([(Variant(), ANSWER), (ctx.removal(ctx.unit_ids), ANSWER)])
+    except BudgetExhausted as stop:
+        raise ValueError(f"budget too small for even the full answer score ({stop.reason})"
+                         ) from None
+    full = ctx.full_score()
+    joint = ctx.score([(ctx.removal(ctx.unit_ids), ANSWER)])[(ctx.removal(ctx.unit_ids), ANSWER)]
+
+    wanted = [m for m in PRIORITY if m in config.methods]
+    if "tools" in wanted and not case.tool_calls:
+        wanted.remove("tools")
+    methods = {name: METHODS[name]() for name in wanted}
+    results: dict[str, MethodResult] = {}
+    errors: dict[str, str] = {}
+    attributed: dict[str, int] | None = None
+    shared_seconds = 0.0
+    for name, method in methods.items():
+        if attributed is None and hasattr(method, "plan"):
+            shared_started = time.perf_counter()
+            attributed = _prescore(ctx, methods)
+            shared_seconds = time.perf_counter() - shared_started
+        emit({"event": "method_started", "method": name})
+        try:
+            result = method.run(ctx)
+        except Exception as err:  # a failing method is an event, not the end of the audit
+            errors[name] = f"{type(err).__name__}: {err}"
+            emit({"event": "method_failed", "method": name, "error": errors[name]})
+            continue
+        results[name] = result
+        if result.cut:
+            cuts[name] = result.cut
+        emit({"event": "method_finished", "method": name, "scores": result.scores,
+              "forward_passes": result.forward_passes, "seconds": result.seconds})
+
+    faith: dict[str, dict[str, Any]] = {}
+    if results:
+        probes = plan_probes(ctx, results)
+        try:
+            scored = ctx.score(probes)
+        except BudgetExhausted as stop:
+            scored = stop.scored
+            cuts["faithfulness"] = stop.reason
+        faith = faithfulness(ctx, results, scored)
+
+    stability = None
+    if config.stability and "loo" in results and not cuts:
+        stability = _stability(case, lm, config, budget, results["loo"])
+
+    report = _build_report(ctx, results, faith, full.total, joint.total, stability)
+    report.errors = errors
+    report.partial = bool(cuts)
+    report.warnings = warnings + [f"{name} cut: {why}" for name, why in cuts.items()]
+    spent = lm.cost - cost_before
+    report.cost = {**spent.as_dict(), "forward_passes": budget.spent,
+                   "seconds": time.monotonic() - started,
+                   "shared_scoring_seconds": shared_seconds,
+                   "per_method": {n: {"forward_passes":
+                                          r.forward_passes + (attributed or {}).get(n, 0),
+                                      "seconds": r.seconds} for n, r in results.items()}}
+    report.settings = _settings(ctx, cuts)
+    emit({"event": "report", "report": report})
+    return report
+
+
+def _prescore(ctx: AuditContext, methods: dict[str, Method]) -> dict[str, int]:
+    """Score every variant the score-based methods will ask for, in one batched call, in
+    method priority order so a pass budget cuts the lowest-priority work first.
+
+    Returns the variants attributed to each method: those no higher-priority method needed.
+    """
+    probes: list[Probe] = []
+    attributed: dict[str, int] = {}
+    for name, method in methods.items():
+        plan = getattr(method, "plan", None)
+        if plan is not None:
+            before = len(set(probes))
+            probes += plan(ctx)
+            attributed[name] = len(set(probes)) - before
+    with contextlib.suppress(BudgetExhausted):  # each method records its own cut
+        ctx.score(probes)
+    return attributed
+
+
+def _stability(case: Case, lm: CausalLM, config: AuditConfig, budget: Budget,
+               loo: MethodResult) -> float | None:
+    """Rank correlation of leave-one-out under a paraphrased query."""
+    paraphrase = case.metadata.get("paraphrase") or f"Please tell me: {case.query}"
+    other = case.model_copy(update={"query": paraphrase})
+    ctx = AuditContext(other, lm, config, budget)
+    try:
+        moved = LeaveOneOut().run(ctx)
+    except BudgetExhausted:
+        return None
+    return rank_correlation(loo.scores, moved.scores)
+
+
+def _build_report(ctx: AuditContext, results: dict[str, MethodResult],
+                  faith: dict[str, dict[str, Any]], full: float, joint: float,
+                  stability: float | None) -> Report:
+    thresholds = ctx.config.thresholds
+    attention = results.get("attention")
+    if attention is not None and "attention_share" not in attention.extras:
+        attention = None  # cut before it ran
+    shares = attention.extras["attention_share"] if attention else {}
+    ablation = results.get("ablation")
+    ablation_scale = max((abs(s) for s in (ablation.scores.values() if ablation else [])
+                          if s is not None), default=0.0)
+    units: list[UnitReport] = []
+    for unit in ctx.units:
+        provenance: dict[str, float | None] = {}
+        if attention:
+            provenance = {"attention": attention.scores.get(unit.id),
+                          "attention_last": attention.extras["attention_last"][unit.id],
+                          "attention_rollout": attention.extras["attention_rollout"][unit.id],
+                          "attention_per_token": attention.extras["attention_per_token"][unit.id],
+                          "attention_share": shares.get(unit.id)}
+        reliance = {name: results[name].scores.get(unit.id) if name in results else None
+                    for name in ("loo", "ablation", "tools", "tracing")}
+        verdict = unit_verdict(unit_reliance(reliance, ablation_scale, thresholds),
+                               shares.get(unit.id), len(ctx.units), thresholds)
+        units.append(UnitReport(id=unit.id, kind=unit.kind, parent=unit.parent,
+                                provenance=provenance, reliance=reliance, verdict=verdict))
+    loo = results.get("loo")
+    singles = [s for s in (loo.scores.values() if loo else []) if s is not None]
+    answer_tokens = len(ctx.full.target_ids)
+    verdicts = audit_verdicts(logprob_per_token=full / answer_tokens, joint_drop=full - joint,
+                              max_single_drop=max(singles) if singles else None,
+                              stability=stability, thresholds=thresholds)
+    extras = {name: {**r.extras, "cut": r.cut} for name, r in results.items()}
+    extras["joint_removal"] = {"drop": full - joint, "logprob_without_all": joint}
+    if stability is not None:
+        extras["stability"] = {"loo_spearman_under_paraphrase": stability}
+    return Report(case_id=ctx.case.id, answer=ctx.case.answer or "", answer_logprob=full,
+                  answer_tokens=answer_tokens, units=units, verdicts=verdicts,
+                  faithfulness=faith, methods=extras)
+
+
+def _settings(ctx: AuditContext, cuts: dict[str, str]) -> dict[str, Any]:
+    info = ctx.lm.info
+    return {
+        "config": ctx.config.model_dump(mode="json"),
+        "model": {"id": info.id, "revision": info.revision, "dtype": info.dtype,
+                  "device": info.device},
+        "tool_mode": ctx.renderer.tool_mode,
+        "granularity": ctx.config.granularity,
+        "removal": ctx.config.removal,
+        "score": "teacher-forced sum of answer token log-probs (nats)",
+        "cut": cuts,
+        "versions": {"relyscope": relyscope.__version__, "torch": torch.__version__,
+                     "python": platform.python_version()},
+    }

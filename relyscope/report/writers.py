@@ -1,0 +1,76 @@
+"""JSON, JSONL and Markdown writers for audit reports. JSON is the canonical form."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from relyscope.case import Report
+
+RELIANCE_COLUMNS = ("loo", "ablation", "tools", "tracing")
+
+
+def write_json(report: Report, path: str | Path) -> None:
+    """Write atomically: a reader never sees a half-written report."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    os.replace(staging, path)
+
+
+def jsonl_line(report: Report) -> str:
+    return json.dumps(report.to_dict(), separators=(",", ":")) + "\n"
+
+
+def read_reports(path: str | Path) -> list[Report]:
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        return [Report.from_dict(json.loads(line))
+                for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [Report.from_dict(json.loads(path.read_text(encoding="utf-8")))]
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(reports: Iterable[Report]) -> str:
+    """A compact Markdown summary: one table of units per report."""
+    parts: list[str] = []
+    for report in reports:
+        status = " (partial)" if report.partial else ""
+        parts.append(f"### {report.case_id}{status}\n")
+        parts.append(f"Answer: {report.answer}\n")
+        parts.append(f"Answer log-prob: {report.answer_logprob:.3f} over "
+                     f"{report.answer_tokens} tokens. Verdicts: "
+                     f"{', '.join(report.verdicts) or 'none'}.\n")
+        header = ["unit", "kind", "attention share", *RELIANCE_COLUMNS, "verdict"]
+        parts.append("| " + " | ".join(header) + " |")
+        parts.append("|" + "---|" * len(header))
+        for unit in report.units:
+            cells = [unit.id, unit.kind, _fmt(unit.provenance.get("attention_share"))]
+            cells += [_fmt(unit.reliance.get(m)) for m in RELIANCE_COLUMNS]
+            cells.append(unit.verdict or "—")
+            parts.append("| " + " | ".join(cells) + " |")
+        faith = report.faithfulness
+        if faith:
+            parts.append("\n| method | top-1 drop | top-3 drop | sufficiency | LDS | "
+                         "ρ vs attention |")
+            parts.append("|---|---|---|---|---|---|")
+            for name, entry in faith.items():
+                topk = entry.get("topk_drop", {})
+                parts.append(f"| {name} | {_fmt(topk.get('1'))} | {_fmt(topk.get('3'))} | "
+                             f"{_fmt(entry.get('sufficiency'))} | {_fmt(entry.get('lds'))} | "
+                             f"{_fmt(entry.get('spearman_vs_attention'))} |")
+        cost = report.cost
+        parts.append(f"\nCost: {cost.get('forward_passes')} forward passes, "
+                     f"{_fmt(cost.get('seconds'), 1)} s.")
+        for warning in report.warnings:
+            parts.append(f"\n> warning: {warning}")
+        for method, error in report.errors.items():
+            parts.append(f"\n> {method} failed: {error}")
+        parts.append("")
+    return "\n".join(parts)
