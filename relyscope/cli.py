@@ -115,6 +115,32 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gate(args: argparse.Namespace) -> int:
+    from relyscope.gate import GateSettings, compare
+    from relyscope.report import read_reports
+    from relyscope.report.gate_writers import gate_markdown, write_gate_outputs
+
+    settings = GateSettings.from_file(args.thresholds)
+    if args.baseline_results or args.candidate_results:
+        if not (args.baseline_results and args.candidate_results):
+            raise ValueError("give both --baseline-results and --candidate-results")
+        baseline = read_reports(args.baseline_results)
+        candidate = read_reports(args.candidate_results)
+    else:
+        if not (args.eval and args.baseline and args.candidate):
+            raise ValueError("give --eval, --baseline and --candidate (or the two --*-results)")
+        from relyscope.gate_runs import run_configuration
+
+        baseline = run_configuration(args.eval, args.baseline, save=args.save_results,
+                                     label="baseline")
+        candidate = run_configuration(args.eval, args.candidate, save=args.save_results,
+                                      label="candidate")
+    result = compare(baseline, candidate, settings)
+    write_gate_outputs(result, junit=args.junit, markdown=args.markdown, json_path=args.json)
+    print(gate_markdown(result))
+    return 0 if result.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="relyscope",
@@ -137,6 +163,20 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("reports", help="report.json or reports.jsonl")
     report.add_argument("--html", help="write a self-contained HTML report here")
     report.set_defaults(func=_cmd_report)
+
+    gate = sub.add_parser("gate", help="fail when a retrieval change lowers reliance "
+                                       "(exit 0 pass, 1 regression, 2 usage/input error)")
+    gate.add_argument("--eval", help="EVAL.jsonl: one {id, query} per line")
+    gate.add_argument("--baseline", help="baseline retrieval configuration (JSON or TOML)")
+    gate.add_argument("--candidate", help="candidate retrieval configuration (JSON or TOML)")
+    gate.add_argument("--baseline-results", help="finished baseline reports (.jsonl)")
+    gate.add_argument("--candidate-results", help="finished candidate reports (.jsonl)")
+    gate.add_argument("--save-results", help="folder to keep each side's reports.jsonl")
+    gate.add_argument("--thresholds", help="tolerances and CI settings (JSON or TOML)")
+    gate.add_argument("--junit", help="write JUnit XML here")
+    gate.add_argument("--markdown", help="write a Markdown summary here")
+    gate.add_argument("--json", help="write the comparison as JSON here")
+    gate.set_defaults(func=_cmd_gate)
     return parser
 
 

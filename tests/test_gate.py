@@ -1,0 +1,111 @@
+"""The gate's statistics and outputs, on reports built to a known shape (no model needed)."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from relyscope.case import Report, UnitReport
+from relyscope.cli import main
+from relyscope.gate import GateSettings, compare, paired_bootstrap
+from relyscope.report.gate_writers import gate_markdown, junit_xml
+from relyscope.testing import assert_reliance
+
+
+def make_report(case_id: str, *, grounded: bool, top: float, answer: str = "a",
+                logprob: float = -5.0) -> Report:
+    units = [UnitReport(id="s0", kind="source", reliance={"loo": top},
+                        verdict="relied" if top >= 2 else "unused"),
+             UnitReport(id="s1", kind="source", reliance={"loo": 0.1}, verdict="unused")]
+    return Report(case_id=case_id, answer=answer, answer_logprob=logprob, answer_tokens=10,
+                  units=units, verdicts=["grounded"] if grounded else ["parametric"])
+
+
+def run_of(n: int, *, grounded_share: float, top: float, seed: int, noise: float = 0.5):
+    rng = np.random.default_rng(seed)
+    return [make_report(f"q{i}", grounded=i < grounded_share * n,
+                        top=top + float(rng.normal(0, noise))) for i in range(n)]
+
+
+def test_identical_runs_pass():
+    base = run_of(40, grounded_share=0.8, top=10, seed=1)
+    result = compare(base, base)
+    assert result.passed
+    assert all(m.difference in (0.0, None) for m in result.metrics if m.name != "answer_agreement")
+
+
+def test_noise_alone_does_not_fail_the_gate():
+    base = run_of(40, grounded_share=0.8, top=10, seed=1)
+    cand = run_of(40, grounded_share=0.8, top=10, seed=2)  # same distribution, other draw
+    assert compare(base, cand).passed
+
+
+def test_a_real_drop_fails_with_the_numbers():
+    base = run_of(40, grounded_share=0.9, top=10, seed=1)
+    cand = run_of(40, grounded_share=0.3, top=3, seed=2)
+    result = compare(base, cand)
+    assert not result.passed
+    failed = {m.name for m in result.metrics if m.regressed}
+    assert {"grounded", "top_source_reliance"} <= failed
+    xml = ET.fromstring(junit_xml(result).split("?>", 1)[1])
+    assert xml.get("failures") == str(len(failed))
+    failure = xml.find("testcase[@name='grounded']/failure")
+    assert failure is not None and "baseline 0.900" in failure.get("message")
+    assert "❌ regression" in gate_markdown(result)
+
+
+def test_bootstrap_interval_covers_the_mean_and_shrinks_with_n():
+    rng = np.random.default_rng(0)
+    small = rng.normal(1.0, 1.0, 20)
+    large = rng.normal(1.0, 1.0, 400)
+    a = paired_bootstrap(small, resamples=2000, confidence=0.95, seed=0)
+    b = paired_bootstrap(large, resamples=2000, confidence=0.95, seed=0)
+    assert a[0] < small.mean() < a[1]
+    assert (b[1] - b[0]) < (a[1] - a[0])
+
+
+def test_thresholds_file_is_validated(tmp_path):
+    good = tmp_path / "t.toml"
+    good.write_text('confidence = 0.9\n[tolerances]\ngrounded = 0.2\nanswer_agreement = 0.5\n')
+    settings = GateSettings.from_file(good)
+    assert settings.tolerances["grounded"] == 0.2 and settings.confidence == 0.9
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"tolerances": {"groundedness": 1}}')
+    with pytest.raises(ValueError, match="unknown metric 'groundedness'"):
+        GateSettings.from_file(bad)
+
+
+def _write(path, reports):
+    path.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in reports))
+
+
+def test_cli_exit_codes_and_outputs(tmp_path, capsys):
+    base, cand = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    _write(base, run_of(30, grounded_share=0.9, top=10, seed=1))
+    _write(cand, run_of(30, grounded_share=0.2, top=2, seed=2))
+    junit, md, js = tmp_path / "g.xml", tmp_path / "g.md", tmp_path / "g.json"
+    code = main(["gate", "--baseline-results", str(base), "--candidate-results", str(cand),
+                 "--junit", str(junit), "--markdown", str(md), "--json", str(js)])
+    assert code == 1
+    assert json.loads(js.read_text())["passed"] is False
+    assert "<failure" in junit.read_text() and "regression" in md.read_text()
+    assert main(["gate", "--baseline-results", str(base), "--candidate-results",
+                 str(base)]) == 0
+    assert main(["gate", "--baseline-results", str(base)]) == 2
+    assert main(["gate", "--baseline-results", str(tmp_path / "none.jsonl"),
+                 "--candidate-results", str(base)]) == 2
+
+
+def test_assert_reliance_passes_and_fails_readably():
+    report = make_report("c", grounded=True, top=9)
+    assert assert_reliance(report, grounded=True, relied_on=["s0"], not_relied_on=["s1"],
+                           min_reliance=5) is report
+    with pytest.raises(AssertionError) as info:
+        assert_reliance(report, relied_on=["s1"], grounded=False)
+    message = str(info.value)
+    assert "expected the answer to rely on 's1'" in message
+    assert "expected not grounded" in message
+    assert "top units by loo: s0, s1" in message
