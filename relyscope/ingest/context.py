@@ -52,7 +52,7 @@ def split_context(text: str) -> tuple[list[InlinePassage], str]:
         if found:
             passages.extend(found)
             rest = rest[:header.start()] + rest[end:]
-    return passages, rest.strip()
+    return passages, re.sub(r"\n[ \t]*(?:\n[ \t]*)+\n", "\n\n", rest).strip()
 
 
 def question_of(text: str) -> str:
