@@ -89,3 +89,37 @@ def test_last_llm_span_is_the_answer_and_spans_without_ids_are_reported(tmp_path
     assert [r.ok for r in records] == [False, True]
     assert records[0].location == f"{path}:2" and records[0].error.field == "context.span_id"
     assert records[1].case.answer == "final" and records[1].case.sources == ()
+
+
+def test_document_ids_stay_aligned_when_a_document_logged_nothing(tmp_path: Path) -> None:
+    """LangChain ids come from output.value by position; an empty document leaves a gap."""
+    documents = [{"id": "x0", "page_content": "Alpha."}, {"id": "x1", "page_content": ""},
+                 {"id": "x2", "page_content": "Gamma."}]
+    retriever = _span("a" * 16, "RETRIEVER", 1, {
+        "output.value": json.dumps({"documents": documents}),
+        "retrieval.documents.0.document.content": "Alpha.",
+        "retrieval.documents.2.document.content": "Gamma."})
+    llm = _span("b" * 16, "LLM", 2, {"llm.input_messages.0.message.role": "user",
+                                     "llm.input_messages.0.message.content": "Q?",
+                                     "llm.output_messages.0.message.content": "A."})
+    (record,) = read_logs(logs.write_jsonl(tmp_path / "spans.jsonl", [retriever, llm]))
+    assert [(s.id, s.text) for s in record.case.sources] == [("x0", "Alpha."), ("x2", "Gamma.")]
+
+
+def test_tool_spans_alone_become_tool_calls_and_extra_ones_are_ignored(tmp_path: Path) -> None:
+    tool = _span("c" * 16, "TOOL", 1, {"tool.name": "lookup", "input.value": "{}",
+                                       "output.value": "7"})
+    llm = _span("b" * 16, "LLM", 2, {"llm.input_messages.0.message.role": "user",
+                                     "llm.input_messages.0.message.content": "Q?",
+                                     "llm.output_messages.0.message.content": "A."})
+    (record,) = read_logs(logs.write_jsonl(tmp_path / "a.jsonl", [tool, llm]))
+    assert [(c.id, c.name, c.output) for c in record.case.tool_calls] == [("call-0", "lookup", "7")]
+    llm["attributes"].update({
+        "llm.input_messages.1.message.role": "assistant",
+        "llm.input_messages.1.message.tool_calls.0.tool_call.id": "k1",
+        "llm.input_messages.1.message.tool_calls.0.tool_call.function.name": "other",
+        "llm.input_messages.2.message.role": "tool",
+        "llm.input_messages.2.message.tool_call_id": "k1",
+        "llm.input_messages.2.message.content": "8"})
+    (record,) = read_logs(logs.write_jsonl(tmp_path / "b.jsonl", [tool, llm]))
+    assert [(c.id, c.name, c.output) for c in record.case.tool_calls] == [("k1", "other", "8")]

@@ -27,7 +27,7 @@ from relyscope.ingest.records import (
     ToolRun,
     captured,
 )
-from relyscope.ingest.spans import Span, indexed, trace_records
+from relyscope.ingest.spans import Span, indexed, indexed_pairs, trace_records
 
 FORMAT = "openinference"
 KIND = "openinference.span.kind"
@@ -112,7 +112,7 @@ def _documents(span: Span) -> list[Document]:
     logged = maybe_json(captured(span.attributes.get("output.value")))
     output_docs = logged.get("documents") if isinstance(logged, dict) else None
     documents = []
-    for index, item in enumerate(indexed(span.attributes, "retrieval.documents")):
+    for index, item in indexed_pairs(span.attributes, "retrieval.documents"):
         metadata = maybe_json(captured(item.get("document.metadata")))
         metadata = metadata if isinstance(metadata, dict) else {}
         doc_id = item.get("document.id")

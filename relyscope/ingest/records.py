@@ -186,7 +186,11 @@ def _sources(documents: list[Document], fail: Any) -> tuple[list[dict[str, Any]]
 
 
 def _tool_calls(conv: Conversation, user_at: int, fail: Any) -> list[dict[str, Any]]:
-    """Tool calls after the last user message, with outputs from tool messages or tool runs."""
+    """Tool calls after the last user message, with outputs from tool messages or tool runs.
+
+    Tool runs are matched to the model's calls by id, else by name in order. When the messages
+    show no tool calls at all, the trace's tool runs are taken as the calls.
+    """
     later = conv.messages[user_at + 1:]
     requests = [call for m in later if m.role == "assistant" for call in m.tool_calls]
     results_by_id: dict[str, str | None] = {}
@@ -226,9 +230,9 @@ def _tool_calls(conv: Conversation, user_at: int, fail: Any) -> list[dict[str, A
                       "arguments": as_json_text(arguments) or "{}", "output": output,
                       "status": run.status if run else "ok",
                       "span": conv.tool_call_spans.get(call_id) or (run.span if run else None)})
+    if requests:  # the messages tell which calls belong to this answer; other runs do not
+        return calls
     for run in conv.tool_runs:
-        if id(run) in used:
-            continue
         if captured(run.output) is None:
             raise fail(f"{run.where}.output", "not captured: the tool's result was not logged")
         calls.append({"id": run.id or f"call-{len(calls)}", "name": run.name or "tool",

@@ -240,6 +240,11 @@ def _time_ns(value: Any) -> int:
 
 def indexed(attributes: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
     """Items of a flattened list attribute: ``prefix.<i>.<rest>`` -> [{rest: value}, ...] by i."""
+    return [item for _, item in indexed_pairs(attributes, prefix)]
+
+
+def indexed_pairs(attributes: dict[str, Any], prefix: str) -> list[tuple[int, dict[str, Any]]]:
+    """Like `indexed`, with each item's index as logged (an item with no attribute is absent)."""
     items: dict[int, dict[str, Any]] = {}
     start = len(prefix) + 1
     for key, value in attributes.items():
@@ -248,7 +253,7 @@ def indexed(attributes: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
         index, _, rest = key[start:].partition(".")
         if index.isdigit() and rest:
             items.setdefault(int(index), {})[rest] = value
-    return [items[i] for i in sorted(items)]
+    return [(i, items[i]) for i in sorted(items)]
 
 
 def by_trace(spans: Iterable[Span]) -> dict[str, list[Span]]:
