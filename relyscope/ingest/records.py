@@ -171,8 +171,8 @@ def _sources(documents: list[Document], fail: Any) -> tuple[list[dict[str, Any]]
     for doc in documents:
         text = captured(doc.text)
         if text is None:
-            raise fail(doc.where, "not captured: the log holds the document's id "
-                                               "and score but not its text")
+            raise fail(doc.where, "not captured: the log holds the document's id and score "
+                                  "but not its text")
         if doc.id is None:
             raise fail(doc.where, "the document has no id")
         if seen.get(doc.id) == text:
