@@ -57,3 +57,31 @@ class SqliteScoreCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+class RedisScoreCache:
+    """Scores in Redis (scale-out mode): shared by every worker, entries expire after `ttl`."""
+
+    def __init__(self, url: str, *, ttl_seconds: int = 7 * 24 * 3600,
+                 prefix: str = "relyscope:score:") -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url)
+        self.ttl = ttl_seconds
+        self.prefix = prefix
+        try:
+            self.client.ping()
+        except redis.RedisError as err:
+            raise ConnectionError(f"cannot reach Redis at {url}: {err}") from None
+
+    def get_many(self, keys: Sequence[str]) -> list[TargetScore | None]:
+        if not keys:
+            return []
+        values = self.client.mget([self.prefix + k for k in keys])
+        return [None if v is None else decode_score(v) for v in values]
+
+    def put_many(self, items: dict[str, TargetScore]) -> None:
+        with self.client.pipeline(transaction=False) as pipe:
+            for key, score in items.items():
+                pipe.set(self.prefix + key, encode_score(score), ex=self.ttl)
+            pipe.execute()
