@@ -111,12 +111,13 @@ def test_chunking_overlaps_and_ids_are_stable():
         chunk_documents([doc], chunk_size=100, overlap=100)
 
 
-def test_folder_corpus_reads_txt_and_md(tmp_path):
+def test_folder_corpus_reads_txt_and_md(tmp_path, capsys):
     (tmp_path / "notes").mkdir()
     (tmp_path / "a.txt").write_text("The Quorl beacon burns whale oil.")
     (tmp_path / "notes" / "b.md").write_text("# Fenwick\nFenwick keeps 14 goats.")
     (tmp_path / "skip.json").write_text("{}")
-    retriever = FaissRetriever.build(tmp_path, progress=False)
+    retriever = FaissRetriever.build(tmp_path, progress=True)
+    assert "100%" in capsys.readouterr().err  # the tqdm progress bar of the build
     assert sorted(c.id for c in retriever.chunks) == ["a.txt#c0", "notes/b.md#c0"]
     assert retriever.retrieve("How many goats does Fenwick keep?", 1)[0].id == "notes/b.md#c0"
 

@@ -18,7 +18,6 @@ from typing import Any, Literal
 
 import faiss
 import numpy as np
-from tqdm.auto import tqdm
 
 from relyscope.case import Source
 from relyscope.retrievers.base import EmbedderMismatchError, EmptyCorpusError, IndexNotFoundError
@@ -59,7 +58,7 @@ class FaissRetriever:
     def build(cls, documents: Sequence[Document] | str | Path, *,
               embedder: Embedder | None = None, settings: IndexSettings | None = None,
               progress: bool = True) -> FaissRetriever:
-        """Chunk, embed (with a progress bar) and index `documents` (or a corpus path)."""
+        """Chunk, embed (with a tqdm progress bar) and index `documents` (or a corpus path)."""
         settings = settings or IndexSettings()
         if settings.index not in ("flat", "ivf"):
             raise ValueError(f"index must be 'flat' or 'ivf', got {settings.index!r}")
@@ -69,7 +68,9 @@ class FaissRetriever:
             raise EmptyCorpusError("corpus is empty: no document has any text to index")
         embedder = embedder or default_embedder()
         started = time.perf_counter()
-        vectors = _embed(embedder, [c.text for c in chunks], settings.batch_size, progress)
+        # one call: sentence-transformers sorts by length (less padding) and shows the bar
+        vectors = embedder.encode([c.text for c in chunks], batch_size=settings.batch_size,
+                                  progress=progress)
         index, params = _make_index(settings, vectors)
         manifest = {
             "format_version": FORMAT_VERSION,
@@ -152,17 +153,6 @@ def check_embedder(embedder: Embedder, expected: dict[str, Any], where: Path | s
             f"index {where} was built with embedder {expected['id']!r} (dims {expected['dims']}, "
             f"fingerprint {expected['fingerprint']}), not {embedder.id!r} (dims {embedder.dims}, "
             f"fingerprint {embedder.fingerprint}); rebuild the index or load it with its embedder")
-
-
-def _embed(embedder: Embedder, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
-    out = np.empty((len(texts), embedder.dims), dtype=np.float32)
-    with tqdm(total=len(texts), desc="embedding chunks", unit="chunk",
-              disable=not progress) as bar:
-        for start in range(0, len(texts), batch_size):
-            batch = texts[start:start + batch_size]
-            out[start:start + len(batch)] = embedder.encode(batch, batch_size=batch_size)
-            bar.update(len(batch))
-    return out
 
 
 def _make_index(settings: IndexSettings, vectors: np.ndarray) -> tuple[faiss.Index, dict]:
