@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from langchain_core.messages import (
@@ -46,7 +46,6 @@ class AgentRun:
     messages: list[BaseMessage]
     steps: int
     stopped: str  # "answer" or "max_steps"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class AgentExecutor:

@@ -60,9 +60,11 @@ class _State:
 
 
 class CaseRecorder(BaseCallbackHandler):
-    """A callback handler that records one LangChain run as an auditable `Case`."""
+    """A callback handler that records one LangChain run as an auditable `Case`.
 
-    raise_error = True
+    Use a fresh recorder per run. A failure inside the recorder is logged by LangChain, not
+    raised into the caller's run (LangChain's default): auditing must not break the agent.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # LangGraph runs parallel tool calls in threads

@@ -40,7 +40,8 @@ class Embedder:
 
             folder, model_id = embedding_model_dir(), DEFAULT_EMBEDDER
         else:
-            folder, model_id = Path(name_or_path).expanduser(), str(name_or_path)
+            folder = Path(name_or_path).expanduser().resolve()
+            model_id = str(folder)  # absolute, so an index can reload it from any cwd
             if not folder.is_dir():
                 raise FileNotFoundError(f"embedding model folder not found: {folder}")
         model = SentenceTransformer(str(folder), device=device)
