@@ -213,8 +213,16 @@ def test_malformed_records_are_reported_by_line_and_id_and_the_rest_audited(
     assert (rerun.skipped, rerun.audited, rerun.errors) == (7, 0, 0)  # errors are not retried
 
 
-def test_cli_writes_results_summary_html_and_annotations(tmp_path: Path,
-                                                         tiny_model_dir: Path) -> None:
+def test_a_repeated_record_id_is_audited_once(tmp_path: Path, tiny_lm: Any) -> None:
+    log = write_log(tmp_path / "chat.jsonl", [conversation(0), conversation(1), conversation(0)])
+    out = tmp_path / "results.jsonl"
+    summary = audit_logs(log, out, config=CONFIG, lm=tiny_lm, progress=False)
+    assert (summary.records, summary.audited, summary.duplicate_ids) == (2, 2, ["rec000"])
+    assert_clean(out, {"rec000", "rec001"})
+
+
+def test_cli_writes_results_summary_html_and_annotations(
+        tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from relyscope.case import Report
     from relyscope.ingest.annotations import annotation_rows
 
@@ -222,8 +230,12 @@ def test_cli_writes_results_summary_html_and_annotations(tmp_path: Path,
                     [conversation(0), conversation(1), '{"broken', conversation(4)])
     out, html, notes = tmp_path / "r.jsonl", tmp_path / "s.html", tmp_path / "a.jsonl"
     code = main(["audit-logs", str(log), "--out", str(out), "--html", str(html),
-                 "--annotations", str(notes), "--model", str(tiny_model_dir), "--no-progress"])
+                 "--annotations", str(notes), "--model", str(tiny_model_dir)])
     assert code == 0
+    err = capsys.readouterr().err
+    bar = err[err.index("3/3"):].split("]")[0]  # e.g. "3/3 [00:01<00:00,  2.51record/s"
+    assert "<" in bar and ("record/s" in bar or "s/record" in bar)  # elapsed<ETA, rate
+    assert "4 records: 3 audited, 1 errors, 0 already in" in err
     values = list(read_results(out))
     assert [v["status"] for v in values] == ["error", "ok", "ok", "ok"]
     assert values[1]["report"]["settings"]["config"]["methods"] == ["attention", "loo"]
