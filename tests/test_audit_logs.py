@@ -339,3 +339,29 @@ def test_real_model_finds_the_planted_source(tmp_path: Path, real_lm: Any) -> No
         assert best == "planted", (value["record_id"], units)
         assert units["planted"]["verdict"] in {"relied", "relied-not-attended"}
         assert "grounded" in value["report"]["verdicts"]
+
+
+def test_annotations_of_a_span_log_land_on_the_logged_spans(tmp_path: Path,
+                                                            tiny_lm: Any) -> None:
+    """Rebuilt from the results file, the rows equal those made from the ingested Case."""
+    import ingest_logs as logs
+
+    from relyscope.case import Report
+    from relyscope.ingest import read_logs
+    from relyscope.ingest.annotations import annotation_rows
+
+    log = logs.write_openinference(tmp_path / "spans.json", runs=2)
+    out, notes = tmp_path / "r.jsonl", tmp_path / "a.jsonl"
+    summary = audit_logs(log, out, config=CONFIG, lm=tiny_lm, annotations=notes,
+                         progress=False)
+    assert summary.audited == 2
+    cases = {r.record_id: r.case for r in read_logs(log)}
+    expected = [row for line in read_results(out) for row in annotation_rows(
+        Report.from_dict(line["report"]), cases[line["record_id"]])]
+    rows = [json.loads(line) for line in notes.read_text().splitlines()]
+    assert rows == expected
+    spans = {row["span_id"] for row in rows}
+    for case in cases.values():
+        assert case is not None
+        unit_spans = case.metadata["ingest"]["unit_spans"]
+        assert unit_spans and set(unit_spans.values()) <= spans
