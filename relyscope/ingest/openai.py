@@ -79,7 +79,7 @@ def conversation_of(record: dict[str, Any], record_id: str) -> Conversation:
         raise CaseError("messages", "missing: no messages list in the record", record=record_id)
     messages = [_message(m) for m in raw_messages if isinstance(m, dict)]
     answer, answer_field = _answer(record, messages)
-    if answer_field == "messages":  # the logged answer is part of the conversation: drop it
+    if answer is not None and answer_field == "messages":  # the logged answer: drop it
         messages = messages[:-1]
     field_name = next((f for f in DOCUMENT_FIELDS if f in record), None)
     documents = [_document(raw, i, field_name) for i, raw in enumerate(record[field_name])] \

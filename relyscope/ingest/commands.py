@@ -1,0 +1,75 @@
+"""`relyscope audit-logs`: the command line of the batch audit of logged conversations.
+
+`add_commands(sub)` registers the subcommand on the main parser's subparsers. The module also
+runs alone (``python -m relyscope.ingest.commands audit-logs ...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from relyscope.case import CaseError
+from relyscope.ingest.records import FORMATS
+
+DEFAULT_METHODS = "attention,loo"
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from relyscope.cli import add_audit_options  # lazy: relyscope.cli may import this module
+
+    parser = sub.add_parser(
+        "audit-logs", help="audit every answer of logged conversations (resumable)",
+        description="Audit the answers in OpenAI chat JSONL, OpenInference / OTel GenAI span or "
+                    "LangSmith run logs into a results JSONL; re-running skips the records "
+                    "already there.")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="log files or folders")
+    parser.add_argument("--out", required=True, help="results JSONL (appended to, resumable)")
+    parser.add_argument("--html", help="write a summary HTML of all results here")
+    parser.add_argument("--annotations",
+                        help="write the scores as OpenInference span annotations (JSONL) here")
+    parser.add_argument("--format", choices=("auto", *FORMATS), default="auto",
+                        help="log format (default: detected per file)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes, each with its own copy of the model")
+    parser.add_argument("--strict-arguments", action="store_true",
+                        help="records whose tool-call arguments are not valid JSON are errors")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_audit_options(parser)
+    parser.set_defaults(methods=DEFAULT_METHODS, func=cmd_audit_logs)
+
+
+def cmd_audit_logs(args: argparse.Namespace) -> int:
+    from relyscope.cli import audit_config_from
+    from relyscope.ingest.batch import audit_logs
+
+    print(f"model: {args.model or 'packaged default'}; methods: {args.methods}",
+          file=sys.stderr)
+    summary = audit_logs(args.paths, args.out, config=audit_config_from(args), model=args.model,
+                         workers=args.workers, html=args.html, annotations=args.annotations,
+                         fmt=None if args.format == "auto" else args.format,
+                         parse_arguments=args.strict_arguments, progress=not args.no_progress)
+    print(summary.describe(), file=sys.stderr)
+    for what, path in (("summary", summary.html), ("annotations", summary.annotations)):
+        if path is not None:
+            print(f"wrote {what} {path}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="relyscope")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CaseError as err:
+        print(f"relyscope: invalid input: {err}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as err:
+        print(f"relyscope: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
