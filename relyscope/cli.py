@@ -129,12 +129,21 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     else:
         if not (args.eval and args.baseline and args.candidate):
             raise ValueError("give --eval, --baseline and --candidate (or the two --*-results)")
-        from relyscope.gate_runs import run_configuration
+        from relyscope.gate_runs import read_eval, run_configuration
+        from relyscope.models import CausalLM
+        from relyscope.models.cache import SqliteScoreCache
+        from relyscope.models.packaged import relyscope_home
 
-        baseline = run_configuration(args.eval, args.baseline, save=args.save_results,
+        rows = read_eval(args.eval)
+        cache = None if args.no_cache else SqliteScoreCache(
+            args.cache or relyscope_home() / "cache" / "scores.sqlite")
+        lm = CausalLM.load(args.model, cache=cache)
+        baseline = run_configuration(rows, args.baseline, lm, save=args.save_results,
                                      label="baseline")
-        candidate = run_configuration(args.eval, args.candidate, save=args.save_results,
+        candidate = run_configuration(rows, args.candidate, lm, save=args.save_results,
                                       label="candidate")
+        print(f"gate: {lm.cost.forward_passes} forward passes, {lm.cost.cache_hits} scores "
+              f"from the cache", file=sys.stderr)
     result = compare(baseline, candidate, settings)
     write_gate_outputs(result, junit=args.junit, markdown=args.markdown, json_path=args.json)
     print(gate_markdown(result))
@@ -164,6 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--html", help="write a self-contained HTML report here")
     report.set_defaults(func=_cmd_report)
 
+    from relyscope.retrievers.commands import add_commands as add_retrieval_commands
+
+    add_retrieval_commands(sub)
+
+    from relyscope.ingest.commands import add_commands as add_log_commands
+
+    add_log_commands(sub)
+
     gate = sub.add_parser("gate", help="fail when a retrieval change lowers reliance "
                                        "(exit 0 pass, 1 regression, 2 usage/input error)")
     gate.add_argument("--eval", help="EVAL.jsonl: one {id, query} per line")
@@ -173,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--candidate-results", help="finished candidate reports (.jsonl)")
     gate.add_argument("--save-results", help="folder to keep each side's reports.jsonl")
     gate.add_argument("--thresholds", help="tolerances and CI settings (JSON or TOML)")
+    gate.add_argument("--model", help="a local Hugging Face causal LM folder")
+    gate.add_argument("--cache", help="score cache file (default $RELYSCOPE_HOME/cache/"
+                                      "scores.sqlite)")
+    gate.add_argument("--no-cache", action="store_true", help="do not keep scores on disk")
     gate.add_argument("--junit", help="write JUnit XML here")
     gate.add_argument("--markdown", help="write a Markdown summary here")
     gate.add_argument("--json", help="write the comparison as JSON here")

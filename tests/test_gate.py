@@ -109,3 +109,51 @@ def test_assert_reliance_passes_and_fails_readably():
     assert "expected the answer to rely on 's1'" in message
     assert "expected not grounded" in message
     assert "top units by loo: s0, s1" in message
+
+
+# -- on the real model: configurations run through the pipeline ---------------------------------
+
+EXAMPLES = __import__("pathlib").Path(__file__).resolve().parent.parent / "examples" / "gate"
+
+
+@pytest.fixture(scope="module")
+def eval_rows():
+    from importlib import resources
+
+    from relyscope.gate_runs import read_eval
+
+    rows = read_eval(str(resources.files("relyscope") / "data" / "demo_eval.jsonl"))
+    return rows[::9]  # 6 queries spread over the corpus
+
+
+@pytest.mark.real_model
+def test_degraded_candidate_fails_identical_and_reseeded_pass_and_reruns_hit_the_cache(
+        eval_rows, real_lm, tmp_path):
+    from relyscope.gate_runs import run_configuration
+    from relyscope.models import CausalLM
+    from relyscope.models.cache import SqliteScoreCache
+
+    cache_file = tmp_path / "scores.sqlite"
+    lm = CausalLM(real_lm.model, real_lm.tokenizer, model_id=real_lm.info.id,
+                  revision=real_lm.info.revision, cache=SqliteScoreCache(cache_file))
+    baseline = run_configuration(eval_rows, EXAMPLES / "baseline.toml", lm)
+    degraded = run_configuration(eval_rows, EXAMPLES / "degraded.toml", lm)
+    settings = GateSettings.from_file(EXAMPLES / "thresholds.toml")
+    bad = compare(baseline, degraded, settings)
+    assert not bad.passed
+    failure = ET.fromstring(junit_xml(bad).split("?>", 1)[1]).find(".//failure")
+    assert failure is not None and "baseline" in failure.get("message")
+
+    reseeded_config = tmp_path / "reseeded.toml"
+    reseeded_config.write_text((EXAMPLES / "baseline.toml").read_text()
+                               .replace("top_k = 3", "top_k = 3\nseed = 5")
+                               .replace("../../relyscope", str(EXAMPLES.parent.parent /
+                                                                "relyscope")))
+    fresh = CausalLM(real_lm.model, real_lm.tokenizer, model_id=real_lm.info.id,
+                     revision=real_lm.info.revision, cache=SqliteScoreCache(cache_file))
+    again = run_configuration(eval_rows, EXAMPLES / "baseline.toml", fresh)
+    assert compare(baseline, again, settings).passed
+    scoring_passes = fresh.cost.cache_misses
+    assert scoring_passes == 0 and fresh.cost.cache_hits > 0  # the re-run reused every score
+    reseeded = run_configuration(eval_rows, reseeded_config, fresh)
+    assert compare(baseline, reseeded, settings).passed

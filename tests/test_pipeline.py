@@ -96,10 +96,14 @@ def test_ask_command_prints_answer_and_sources(tmp_path, capsys):
 
 
 def test_ask_with_audit_returns_a_report(pipeline):
-    pytest.importorskip("relyscope.audits.runner", reason="the audit runner lands on main")
     result = pipeline.ask("Who founded the Zelk guild?", top_k=3,
                           audit=AuditConfig(methods=("loo",)))
     assert result.report is not None and result.report.case_id == result.case.id
     assert result.report.answer == result.answer
-    assert result.report.ranking("loo")[0] == "zelk-guild#c0"
+    # the small model's answer also quotes a third passage (Petra Olund), which LOO then
+    # rightly scores as relied too; the founder's chunk must be relied, the colour chunk not
+    assert "Anna Roth" in result.answer
+    assert result.report.unit("zelk-guild#c0").reliance["loo"] > 10
+    assert result.report.ranking("loo").index("zelk-guild#c0") < 2
+    assert result.report.unit("zelk-blue-glass#c0").reliance["loo"] < 2
     assert "audit_s" in result.timings
