@@ -42,10 +42,11 @@ def five_source_case(case_id: str = "zelk5", query: str = "Who founded the Zelk 
 
 
 @contextmanager
-def running_server(lm: CausalLM, **options: Any) -> Iterator[BackgroundServer]:
+def running_server(lm: CausalLM, pipeline: Any = None, **options: Any
+                   ) -> Iterator[BackgroundServer]:
     """A real server on a free localhost port, sharing the session's model."""
     server = BackgroundServer(ServeOptions(host="127.0.0.1", port=0, **options),
-                              loader=lambda: lm)
+                              loader=lambda: lm, pipeline=pipeline)
     server.start()
     try:
         yield server

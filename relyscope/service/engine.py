@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from relyscope.models import CausalLM
 
 Loader = Callable[[], "CausalLM"]
+PipelineFactory = Callable[["CausalLM"], Any]
 
 
 @dataclass
@@ -41,11 +42,17 @@ class Engine:
 
     @classmethod
     def load(cls, model: str | None = None, index: str | None = None,
-             loader: Loader | None = None) -> Engine:
-        """Load the model (and the pipeline when an index is given); slow, so off the loop."""
+             loader: Loader | None = None, pipeline: PipelineFactory | None = None) -> Engine:
+        """Load the model (and the pipeline when an index is given); slow, so off the loop.
+
+        `pipeline(lm)` builds any object with relyscope.pipeline.Pipeline's `ask`, for
+        embedders that bring their own retriever instead of a FAISS index folder.
+        """
         from relyscope.models import CausalLM
 
         lm = loader() if loader is not None else CausalLM.load(model)
+        if pipeline is not None:
+            return cls(lm, pipeline(lm))
         if index is None:
             return cls(lm)
         try:

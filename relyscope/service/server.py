@@ -24,7 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from relyscope._proto.v1 import audit_pb2, audit_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
-from relyscope.service.engine import Engine, Loader
+from relyscope.service.engine import Engine, Loader, PipelineFactory
 from relyscope.service.jobs import InProcessJobs
 from relyscope.service.servicers import AuditServicer, PipelineServicer, ServiceState
 
@@ -112,11 +112,17 @@ def _denying(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
 
 
 class RelyscopeServer:
-    """One server: start() binds the port and starts loading the model in the background."""
+    """One server: start() binds the port and starts loading the model in the background.
 
-    def __init__(self, options: ServeOptions, loader: Loader | None = None) -> None:
+    `loader` replaces loading `options.model` (e.g. a model already in memory); `pipeline`
+    builds the object PipelineService.Ask calls instead of one from `options.index`.
+    """
+
+    def __init__(self, options: ServeOptions, loader: Loader | None = None,
+                 pipeline: PipelineFactory | None = None) -> None:
         self.options = options
         self._loader = loader
+        self._pipeline = pipeline
         self.jobs = InProcessJobs(self._audit, queue_size=options.queue_size)
         self.state = ServiceState(self.jobs, deadline_margin_s=options.deadline_margin_s)
         self.health = health.aio.HealthServicer()
@@ -156,7 +162,7 @@ class RelyscopeServer:
     async def _load(self) -> None:
         options = self.options
         engine = await asyncio.wrap_future(self.jobs.call(
-            lambda: Engine.load(options.model, options.index, self._loader)))
+            lambda: Engine.load(options.model, options.index, self._loader, self._pipeline)))
         self.state.engine = engine
         log.info("model %s ready", engine.model_info)
         pipeline = health_pb2.HealthCheckResponse.SERVING if engine.pipeline is not None \
@@ -216,8 +222,9 @@ async def serve(options: ServeOptions, loader: Loader | None = None) -> None:
 class BackgroundServer:
     """A server on its own event loop thread: for tests, benchmarks and notebooks."""
 
-    def __init__(self, options: ServeOptions, loader: Loader | None = None) -> None:
-        self.server = RelyscopeServer(options, loader)
+    def __init__(self, options: ServeOptions, loader: Loader | None = None,
+                 pipeline: PipelineFactory | None = None) -> None:
+        self.server = RelyscopeServer(options, loader, pipeline)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                         name="relyscope-grpc")
