@@ -24,20 +24,14 @@ from relyscope.service.convert import case_to_proto
 pytestmark = pytest.mark.real_model
 
 REPO = Path(__file__).resolve().parents[1]
-# what relyscope/cli.py does once `add_commands` is wired into its parser
-CLI = ("import argparse, sys\n"
-       "from relyscope.service.commands import add_commands\n"
-       "parser = argparse.ArgumentParser(prog='relyscope')\n"
-       "add_commands(parser.add_subparsers(dest='command', required=True))\n"
-       "args = parser.parse_args()\n"
-       "sys.exit(args.func(args))\n")
 
 
 def test_serve_loads_the_model_reports_health_and_shuts_down_gracefully():
     env = {**os.environ, "RELYSCOPE_AUTH_TOKEN": "from-env",
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-c", CLI, "serve", "--host", "127.0.0.1",
-                             "--port", "0", "--queue-size", "2", "--grace", "1"],
+    # `python -m relyscope.service serve` is `relyscope serve` once cli.py wires add_commands
+    proc = subprocess.Popen([sys.executable, "-m", "relyscope.service", "serve", "--host",
+                             "127.0.0.1", "--port", "0", "--queue-size", "2", "--grace", "1"],
                             stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr],
