@@ -12,6 +12,9 @@ attention + leave-one-out.
 - throughput: audits per second with 1, 4 and 16 concurrent clients (each its own channel),
   max(--per-level, clients) requests per level. The model runs on one thread, so more
   clients queue rather than add throughput; the numbers show what queueing costs.
+- CPU seconds beside every wall time (server process + this process for the service, this
+  process for the library), read from /proc: on a shared machine other jobs stretch wall
+  times by whatever they take, while CPU time stays close to the work itself.
 
 Prints a table and writes bench/results/service.json.
 """
@@ -78,6 +81,33 @@ def summary(seconds: list[float]) -> dict[str, float]:
             "min_s": min(seconds), "max_s": max(seconds)}
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process, all threads (from /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+class Meter:
+    """Wall and CPU seconds of one call: this process plus, optionally, the server's."""
+
+    def __init__(self, server_pid: int | None = None) -> None:
+        self.server_pid = server_pid
+
+    def __enter__(self) -> Meter:
+        self.wall = time.perf_counter()
+        self.cpu = time.process_time() + (process_cpu(self.server_pid)
+                                          if self.server_pid else 0.0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() + (process_cpu(self.server_pid)
+                                          if self.server_pid else 0.0) - self.cpu
+
+
 def start_server(queue_size: int) -> tuple[subprocess.Popen[str], int]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO),
                                                         os.environ.get("PYTHONPATH", "")])}
@@ -124,20 +154,27 @@ def main() -> int:
             client.audit(case(warm), CONFIG)
             run_audit(case(warm), lm, CONFIG)
 
+            idle_before = process_cpu(proc.pid)
+            time.sleep(5)
+            idle_cpu_share = (process_cpu(proc.pid) - idle_before) / 5
+
             cases = [case(next(numbers)) for _ in range(args.requests)]
-            service, library = [], []
+            service, library, service_cpu, library_cpu = [], [], [], []
             for item in cases:  # interleaved, so load drifts hit both sides alike
-                started = time.perf_counter()
-                remote = client.audit(item, CONFIG)
-                service.append(time.perf_counter() - started)
-                started = time.perf_counter()
-                local = run_audit(item, lm, CONFIG)
-                library.append(time.perf_counter() - started)
+                with Meter(proc.pid) as remote_meter:
+                    remote = client.audit(item, CONFIG)
+                with Meter() as local_meter:
+                    local = run_audit(item, lm, CONFIG)
                 assert remote.ranking("loo") == local.ranking("loo"), item.id
+                service.append(remote_meter.wall)
+                library.append(local_meter.wall)
+                service_cpu.append(remote_meter.cpu)
+                library_cpu.append(local_meter.cpu)
             print(f"latency  service p50 {percentile(service, .5):.3f}s "
                   f"p95 {percentile(service, .95):.3f}s | library p50 "
-                  f"{percentile(library, .5):.3f}s p95 {percentile(library, .95):.3f}s",
-                  flush=True)
+                  f"{percentile(library, .5):.3f}s p95 {percentile(library, .95):.3f}s | "
+                  f"CPU s p50 service {percentile(service_cpu, .5):.3f} library "
+                  f"{percentile(library_cpu, .5):.3f}", flush=True)
 
         throughput = []
         for clients in levels:
@@ -155,16 +192,17 @@ def main() -> int:
                         times.append(time.perf_counter() - began)
                 return times
 
-            started = time.perf_counter()
-            with ThreadPoolExecutor(clients) as pool:
+            with Meter(proc.pid) as level, ThreadPoolExecutor(clients) as pool:
                 latencies = [t for ts in pool.map(run, per_client) for t in ts]
-            wall = time.perf_counter() - started
+            wall = level.wall
             throughput.append({"clients": clients, "requests": total, "wall_s": wall,
                                "audits_per_s": total / wall,
+                               "cpu_s_per_audit": level.cpu / total,
+                               "audits_per_cpu_s": total / level.cpu,
                                "latency": summary(latencies)})
             print(f"throughput {clients:>2} clients: {total / wall:.3f} audits/s "
-                  f"({total} in {wall:.1f}s, p50 latency "
-                  f"{percentile(latencies, .5):.2f}s)", flush=True)
+                  f"({total} in {wall:.1f}s, p50 latency {percentile(latencies, .5):.2f}s; "
+                  f"{level.cpu / total:.2f} CPU s per audit)", flush=True)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
@@ -177,19 +215,29 @@ def main() -> int:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "torch_threads": torch.get_num_threads(),
                     "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+        "server_idle_cpu_share": idle_cpu_share,
         "latency": {"service": summary(service), "library": summary(library),
                     "overhead_ratio_p50": percentile(service, .5) / percentile(library, .5),
-                    "overhead_ratio_mean": statistics.fmean(service)
-                    / statistics.fmean(library),
+                    "overhead_ratio_paired_median": statistics.median(
+                        s / lib for s, lib in zip(service, library, strict=True)),
                     "overhead_mean_ms": 1000 * (statistics.fmean(service)
-                                                - statistics.fmean(library))},
+                                                - statistics.fmean(library)),
+                    "service_cpu": summary(service_cpu), "library_cpu": summary(library_cpu),
+                    "cpu_overhead_ratio_p50": percentile(service_cpu, .5)
+                    / percentile(library_cpu, .5),
+                    "cpu_overhead_ratio_paired_median": statistics.median(
+                        s / lib for s, lib in zip(service_cpu, library_cpu, strict=True))},
         "throughput": throughput,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"overhead ratio (p50 service / p50 library): "
-          f"{result['latency']['overhead_ratio_p50']:.3f}; wrote {out}")
+    latency = result["latency"]
+    print(f"overhead ratio, wall p50 {latency['overhead_ratio_p50']:.3f} (paired median "
+          f"{latency['overhead_ratio_paired_median']:.3f}); CPU p50 "
+          f"{latency['cpu_overhead_ratio_p50']:.3f} (paired median "
+          f"{latency['cpu_overhead_ratio_paired_median']:.3f}); server idle CPU "
+          f"{idle_cpu_share:.1%}; wrote {out}")
     return 0
 
 

@@ -33,8 +33,7 @@ from relyscope.service.convert import (
     report_from_proto,
     scores_from_proto,
 )
-
-DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+from relyscope.service.defaults import DEFAULT_MAX_MESSAGE_BYTES
 
 
 class ServiceCallError(Exception):
@@ -80,6 +79,7 @@ class JobStatus:
     report: Report | None = None
     error: dict[str, Any] | None = None
     methods_done: tuple[str, ...] = ()
+    position: int = 0  # jobs ahead of it while queued
 
     @property
     def finished(self) -> bool:
@@ -257,7 +257,8 @@ def _job(message: pb.Job) -> JobStatus:
                      state=pb.JobState.Name(message.state).removeprefix("JOB_STATE_"),
                      report=report_from_proto(message.report)
                      if message.HasField("report") else None,
-                     error=error, methods_done=tuple(message.methods_done))
+                     error=error, methods_done=tuple(message.methods_done),
+                     position=message.position)
 
 
 def _event(message: pb.AuditEvent) -> dict[str, Any]:

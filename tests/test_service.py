@@ -242,7 +242,10 @@ def _with_methods(*methods: str) -> pb.AuditRequest:
                          ids=[b[0].replace(" ", "-") for b in BAD_INPUTS])
 def test_bad_input_gets_its_status_with_the_field_named(server, channel, stub, label, build,
                                                         code, field):
-    for method in (stub.Audit, stub.SubmitAudit):
+    def stream(request, timeout):
+        return list(stub.StreamAudit(request, timeout=timeout))
+
+    for method in (stub.Audit, stub.SubmitAudit, stream):
         with pytest.raises(grpc.RpcError) as err:
             method(build(), timeout=60)
         assert err.value.code() == code, (label, err.value.details())
@@ -256,6 +259,19 @@ def test_the_client_raises_with_the_status_and_the_field(server, client):
         client.audit(five_source_case(), LOO, parameters={"max_tokens": "many"})
     assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert err.value.field == "parameters[max_tokens]"
+
+
+def test_messages_over_grpcs_default_4_mib_reach_the_server(server, stub):
+    # 5 MiB of case: past gRPC's default receive limit, inside the explicit 64 MiB one. The
+    # server reads it and answers with its own token-budget check (QuotaFailure on "case").
+    request = request_for(five_source_case(sources=[
+        {"id": "huge", "text": "salt " * (5 * 2**20 // 5)}]), LOO)
+    assert request.ByteSize() > 5 * 2**20
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Audit(request, timeout=120)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert bad_request_field(err.value) == "case"
+    assert "tokens" in err.value.details()
 
 
 def test_unknown_job_ids_are_not_found(server, client):

@@ -10,8 +10,12 @@ import argparse
 import asyncio
 import logging
 import os
+from typing import TYPE_CHECKING
 
-from relyscope.service.server import AUTH_ENV, DEFAULT_MAX_MESSAGE_BYTES, ServeOptions, serve
+from relyscope.service.defaults import AUTH_ENV, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT
+
+if TYPE_CHECKING:
+    from relyscope.service.server import ServeOptions
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +24,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         description="Serve relyscope.v1.AuditService (and PipelineService with --index) over "
                     "gRPC, with grpc.health.v1 health and server reflection.")
     serve_parser.add_argument("--host", default="[::]", help="address to bind (default [::])")
-    serve_parser.add_argument("--port", type=int, default=50051, help="default 50051; 0: any")
+    serve_parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                              help=f"default {DEFAULT_PORT}; 0: any free port")
     serve_parser.add_argument("--model", help="a local Hugging Face causal LM folder "
                                               "(default: the packaged SmolLM2-135M-Instruct)")
     serve_parser.add_argument("--index", help="a FAISS index folder: enables PipelineService")
@@ -45,6 +50,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def options_from(args: argparse.Namespace) -> ServeOptions:
+    from relyscope.service.server import ServeOptions
+
     if args.queue_size < 1:
         raise ValueError("--queue-size must be at least 1")
     return ServeOptions(host=args.host, port=args.port, model=args.model, index=args.index,
@@ -56,6 +63,8 @@ def options_from(args: argparse.Namespace) -> ServeOptions:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from relyscope.service.server import serve
+
     logging.basicConfig(level=logging.WARNING, format="relyscope serve: %(message)s")
     asyncio.run(serve(options_from(args)))
     return 0

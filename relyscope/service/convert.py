@@ -284,7 +284,7 @@ def job_to_proto(job: Any) -> pb.Job:
     """A relyscope.service.jobs.Job snapshot as the proto Job."""
     message = pb.Job(job_id=job.job_id, request_id=job.request_id,
                      state=pb.JobState.Value(f"JOB_STATE_{job.state.value}"),
-                     methods_done=list(job.methods_done))
+                     methods_done=list(job.methods_done), position=job.position)
     for name in ("created_at", "started_at", "finished_at"):
         seconds = getattr(job, name)
         if seconds is not None:

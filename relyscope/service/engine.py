@@ -1,8 +1,8 @@
 """The loaded model and what the service asks of it, behind public relyscope APIs only.
 
-`audit` and `ask` run on the model thread (see jobs.py). `count_tokens` runs on the event
-loop for admission control; it uses its own copy of the tokenizer, because a fast tokenizer
-must not be used from two threads at once.
+`audit` and `ask` run on the model thread (see jobs.py). `count_tokens` runs on the one
+admission thread, with its own copy of the tokenizer, because a fast tokenizer must not be
+used from two threads at once.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from relyscope._proto.v1 import audit_pb2, audit_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
+from relyscope.service.defaults import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT
 from relyscope.service.engine import Engine, Loader, PipelineFactory
 from relyscope.service.jobs import InProcessJobs
 from relyscope.service.servicers import AuditServicer, PipelineServicer, ServiceState
@@ -32,14 +33,12 @@ log = logging.getLogger("relyscope.service")
 
 AUDIT_SERVICE = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
 PIPELINE_SERVICE = pipeline_pb2.DESCRIPTOR.services_by_name["PipelineService"].full_name
-DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-AUTH_ENV = "RELYSCOPE_AUTH_TOKEN"
 
 
 @dataclass
 class ServeOptions:
     host: str = "[::]"
-    port: int = 50051  # 0: any free port (the bound one is returned by start())
+    port: int = DEFAULT_PORT  # 0: any free port (the bound one is returned by start())
     model: str | None = None
     index: str | None = None
     queue_size: int = 16
@@ -190,6 +189,7 @@ class RelyscopeServer:
         if self._loading is not None and not self._loading.done():
             self._loading.cancel()
         self.jobs.shutdown()
+        self.state.admission.shutdown(wait=False, cancel_futures=True)
 
     async def wait_for_termination(self) -> None:
         assert self._server is not None, "start() first"

@@ -10,9 +10,10 @@ instead of the call ending in DEADLINE_EXCEEDED.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
 
 import grpc
@@ -52,6 +53,10 @@ class ServiceState:
     jobs: InProcessJobs
     deadline_margin_s: float = 1.0
     engine: Engine | None = None
+    # one thread: it owns the engine's admission tokenizer (tokenizers are not thread safe)
+    admission: concurrent.futures.ThreadPoolExecutor = field(
+        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="relyscope-admission"))
 
     def require_engine(self) -> Engine:
         if self.engine is None:
@@ -113,7 +118,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
     # -- admission -----------------------------------------------------------------------------
 
-    def admit(self, request: pb.AuditRequest, context: grpc.aio.ServicerContext) -> Admitted:
+    async def admit(self, request: pb.AuditRequest, context: grpc.aio.ServicerContext
+                    ) -> Admitted:
         engine = self.state.require_engine()
         params = parameters(request)
         if not request.HasField("case"):
@@ -127,16 +133,17 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         if not case.sources and not case.tool_calls:
             raise CaseError("case.sources", "nothing to audit: the case has no sources and no "
                                             "tool calls")
-        self._check_tokens(engine, case, config, params)
-        return Admitted(case, config, call_deadline(context, params,
-                                                    self.state.deadline_margin_s))
+        deadline = call_deadline(context, params, self.state.deadline_margin_s)
+        await self._check_tokens(engine, case, config, params)
+        return Admitted(case, config, deadline)
 
-    @staticmethod
-    def _check_tokens(engine: Engine, case: Case, config: AuditConfig,
-                      params: dict[str, Any]) -> None:
+    async def _check_tokens(self, engine: Engine, case: Case, config: AuditConfig,
+                            params: dict[str, Any]) -> None:
         context_size = engine.lm.info.max_positions
         limits = {"parameters[max_tokens]": params.get("max_tokens"), "case": context_size}
-        tokens = engine.count_tokens(case, config)
+        # tokenising a long case takes a while: not on the event loop, not on the model thread
+        tokens = await asyncio.get_running_loop().run_in_executor(
+            self.state.admission, engine.count_tokens, case, config)
         for where, limit in limits.items():
             if limit is not None and tokens > limit:
                 what = "max_tokens" if where != "case" else "the model's context"
@@ -166,7 +173,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     async def Audit(self, request: pb.AuditRequest, context: grpc.aio.ServicerContext
                     ) -> pb.AuditResponse:
         try:
-            job = self._submit(request, self.admit(request, context))
+            job = self._submit(request, await self.admit(request, context))
         except (ServiceError, CaseError) as err:
             await abort(context, err)
         job = await self._wait(job.job_id)
@@ -183,7 +190,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             loop.call_soon_threadsafe(events.put_nowait, event)
 
         try:
-            job = self._submit(request, self.admit(request, context), progress)
+            job = self._submit(request, await self.admit(request, context), progress)
         except (ServiceError, CaseError) as err:
             await abort(context, err)
         yield pb.AuditEvent(id=request.id, queued=pb.Queued(job_id=job.job_id,
@@ -207,7 +214,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     async def SubmitAudit(self, request: pb.AuditRequest, context: grpc.aio.ServicerContext
                           ) -> pb.JobResponse:
         try:
-            job = self._submit(request, self.admit(request, context))
+            job = self._submit(request, await self.admit(request, context))
         except (ServiceError, CaseError) as err:
             await abort(context, err)
         return pb.JobResponse(id=request.id, job=job_to_proto(job))
@@ -234,7 +241,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         response and the stream goes on."""
         async for request in request_iterator:
             try:
-                job = self._submit(request, self.admit(request, context))
+                job = self._submit(request, await self.admit(request, context))
             except (ServiceError, CaseError) as err:
                 error = classify(err)
                 if error.status == "UNAVAILABLE":

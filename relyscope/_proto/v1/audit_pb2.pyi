@@ -363,7 +363,7 @@ class AuditEvent(_message.Message):
     def __init__(self, id: _Optional[str] = ..., queued: _Optional[_Union[Queued, _Mapping]] = ..., method_started: _Optional[_Union[MethodStarted, _Mapping]] = ..., method_finished: _Optional[_Union[MethodFinished, _Mapping]] = ..., method_failed: _Optional[_Union[MethodFailed, _Mapping]] = ..., report: _Optional[_Union[Report, _Mapping]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "request_id", "state", "report", "error", "methods_done", "created_at", "started_at", "finished_at")
+    __slots__ = ("job_id", "request_id", "state", "report", "error", "methods_done", "created_at", "started_at", "finished_at", "position")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -373,6 +373,7 @@ class Job(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     request_id: str
     state: JobState
@@ -382,7 +383,8 @@ class Job(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     started_at: _timestamp_pb2.Timestamp
     finished_at: _timestamp_pb2.Timestamp
-    def __init__(self, job_id: _Optional[str] = ..., request_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., report: _Optional[_Union[Report, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., methods_done: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    position: int
+    def __init__(self, job_id: _Optional[str] = ..., request_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., report: _Optional[_Union[Report, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., methods_done: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., position: _Optional[int] = ...) -> None: ...
 
 class JobRequest(_message.Message):
     __slots__ = ("id", "job_id")
