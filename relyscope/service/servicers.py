@@ -142,8 +142,11 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         context_size = engine.lm.info.max_positions
         limits = {"parameters[max_tokens]": params.get("max_tokens"), "case": context_size}
         # tokenising a long case takes a while: not on the event loop, not on the model thread
-        tokens = await asyncio.get_running_loop().run_in_executor(
-            self.state.admission, engine.count_tokens, case, config)
+        try:
+            tokens = await asyncio.get_running_loop().run_in_executor(
+                self.state.admission, engine.count_tokens, case, config)
+        except ValueError as err:  # the case cannot be rendered for this model
+            raise CaseError("case", str(err)) from None
         for where, limit in limits.items():
             if limit is not None and tokens > limit:
                 what = "max_tokens" if where != "case" else "the model's context"
