@@ -1,0 +1,70 @@
+"""`relyscope serve`: the gRPC service from the command line.
+
+Wire it into relyscope/cli.py's build_parser with
+``from relyscope.service.commands import add_commands; add_commands(sub)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from relyscope.service.defaults import AUTH_ENV, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT
+
+if TYPE_CHECKING:
+    from relyscope.service.server import ServeOptions
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    serve_parser = sub.add_parser(
+        "serve", help="run the gRPC AuditService/PipelineService",
+        description="Serve relyscope.v1.AuditService (and PipelineService with --index) over "
+                    "gRPC, with grpc.health.v1 health and server reflection.")
+    serve_parser.add_argument("--host", default="[::]", help="address to bind (default [::])")
+    serve_parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                              help=f"default {DEFAULT_PORT}; 0: any free port")
+    serve_parser.add_argument("--model", help="a local Hugging Face causal LM folder "
+                                              "(default: the packaged SmolLM2-135M-Instruct)")
+    serve_parser.add_argument("--index", help="a FAISS index folder: enables PipelineService")
+    serve_parser.add_argument("--queue-size", type=int, default=16,
+                              help="audits queued or running at once; more are refused with "
+                                   "RESOURCE_EXHAUSTED (default 16)")
+    serve_parser.add_argument("--auth-token", default=os.environ.get(AUTH_ENV),
+                              help=f"require 'authorization: Bearer TOKEN' (default: ${AUTH_ENV})")
+    serve_parser.add_argument("--tls-cert", help="server certificate (PEM)")
+    serve_parser.add_argument("--tls-key", help="server private key (PEM)")
+    serve_parser.add_argument("--tls-client-ca", help="CA (PEM) that client certificates must "
+                                                      "chain to: mutual TLS")
+    serve_parser.add_argument("--max-message-mb", type=float,
+                              default=DEFAULT_MAX_MESSAGE_BYTES / 2**20,
+                              help="max request/response size in MiB (default 64)")
+    serve_parser.add_argument("--deadline-margin", type=float, default=1.0,
+                              help="seconds kept back from a call's deadline, at least "
+                                   "(default 1.0; 10%% of the deadline when larger)")
+    serve_parser.add_argument("--grace", type=float, default=10.0,
+                              help="seconds in-flight calls get on shutdown (default 10)")
+    serve_parser.set_defaults(func=_cmd_serve)
+
+
+def options_from(args: argparse.Namespace) -> ServeOptions:
+    from relyscope.service.server import ServeOptions
+
+    if args.queue_size < 1:
+        raise ValueError("--queue-size must be at least 1")
+    return ServeOptions(host=args.host, port=args.port, model=args.model, index=args.index,
+                        queue_size=args.queue_size, auth_token=args.auth_token or None,
+                        tls_cert=args.tls_cert, tls_key=args.tls_key,
+                        tls_client_ca=args.tls_client_ca,
+                        max_message_bytes=int(args.max_message_mb * 2**20),
+                        deadline_margin_s=args.deadline_margin, grace_s=args.grace)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from relyscope.service.server import serve
+
+    logging.basicConfig(level=logging.WARNING, format="relyscope serve: %(message)s")
+    asyncio.run(serve(options_from(args)))
+    return 0

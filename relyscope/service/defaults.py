@@ -1,0 +1,6 @@
+"""Defaults shared by the server, the client and the serve command (import-light on purpose:
+building the CLI parser must not import grpc)."""
+
+DEFAULT_PORT = 50051
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+AUTH_ENV = "RELYSCOPE_AUTH_TOKEN"

@@ -1,0 +1,263 @@
+"""The grpc.aio server: servicers, health, reflection, auth, TLS, graceful shutdown.
+
+The port opens at once with health NOT_SERVING; the model loads on the model thread and
+health turns SERVING when it is ready (load balancers and `grpc_health_probe` wait on that).
+On SIGTERM/SIGINT health flips back to NOT_SERVING first, then in-flight calls get a grace
+period, then queued jobs are cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import signal
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from relyscope._proto.v1 import audit_pb2, audit_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
+from relyscope.service.defaults import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT
+from relyscope.service.engine import Engine, Loader, PipelineFactory
+from relyscope.service.jobs import InProcessJobs
+from relyscope.service.servicers import AuditServicer, PipelineServicer, ServiceState
+
+log = logging.getLogger("relyscope.service")
+
+AUDIT_SERVICE = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
+PIPELINE_SERVICE = pipeline_pb2.DESCRIPTOR.services_by_name["PipelineService"].full_name
+
+
+@dataclass
+class ServeOptions:
+    host: str = "[::]"
+    port: int = DEFAULT_PORT  # 0: any free port (the bound one is returned by start())
+    model: str | None = None
+    index: str | None = None
+    queue_size: int = 16
+    auth_token: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    deadline_margin_s: float = 1.0
+    grace_s: float = 10.0
+
+
+def message_size_options(max_bytes: int) -> list[tuple[str, int]]:
+    """Explicit limits (gRPC's default receive limit is 4 MiB), for servers and channels."""
+    return [("grpc.max_send_message_length", max_bytes),
+            ("grpc.max_receive_message_length", max_bytes)]
+
+
+def server_credentials(options: ServeOptions) -> grpc.ServerCredentials | None:
+    """TLS from PEM files; with a client CA, mutual TLS (clients must present a cert)."""
+    if not options.tls_cert and not options.tls_key:
+        if options.tls_client_ca:
+            raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
+        return None
+    if not (options.tls_cert and options.tls_key):
+        raise ValueError("TLS needs both --tls-cert and --tls-key")
+    cert = Path(options.tls_cert).read_bytes()
+    key = Path(options.tls_key).read_bytes()
+    client_ca = Path(options.tls_client_ca).read_bytes() if options.tls_client_ca else None
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=client_ca,
+                                       require_client_auth=client_ca is not None)
+
+
+class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
+    """`authorization: Bearer <token>` on every call except health checks."""
+
+    OPEN = ("/grpc.health.v1.Health/",)
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}".encode()
+
+    async def intercept_service(
+            self, continuation: Callable[[grpc.HandlerCallDetails],
+                                         Awaitable[grpc.RpcMethodHandler]],
+            details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(self.OPEN):
+            return handler
+        sent = dict(details.invocation_metadata or ()).get("authorization", "")
+        if isinstance(sent, str) and hmac.compare_digest(sent.encode(), self._expected):
+            return handler
+        return _denying(handler)
+
+
+def _denying(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as `handler` that ends the call UNAUTHENTICATED."""
+    async def deny(_request: Any, context: grpc.aio.ServicerContext) -> None:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                            "missing or invalid bearer token (metadata 'authorization')")
+
+    codecs = {"request_deserializer": handler.request_deserializer,
+              "response_serializer": handler.response_serializer}
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(deny, **codecs)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(deny, **codecs)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(deny, **codecs)
+    return grpc.stream_stream_rpc_method_handler(deny, **codecs)
+
+
+class RelyscopeServer:
+    """One server: start() binds the port and starts loading the model in the background.
+
+    `loader` replaces loading `options.model` (e.g. a model already in memory); `pipeline`
+    builds the object PipelineService.Ask calls instead of one from `options.index`.
+    """
+
+    def __init__(self, options: ServeOptions, loader: Loader | None = None,
+                 pipeline: PipelineFactory | None = None) -> None:
+        self.options = options
+        self._loader = loader
+        self._pipeline = pipeline
+        self.jobs = InProcessJobs(self._audit, queue_size=options.queue_size)
+        self.state = ServiceState(self.jobs, deadline_margin_s=options.deadline_margin_s)
+        self.health = health.aio.HealthServicer()
+        self.port: int | None = None
+        self._server: grpc.aio.Server | None = None
+        self._loading: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Task[None] | None = None
+
+    def _audit(self, case: Any, config: Any, deadline: float | None, progress: Any) -> Any:
+        return self.state.require_engine().audit(case, config, deadline, progress)
+
+    async def start(self) -> int:
+        options = self.options
+        credentials = server_credentials(options)  # fail on bad files before binding
+        interceptors = [BearerTokenInterceptor(options.auth_token)] if options.auth_token else []
+        server = grpc.aio.server(interceptors=interceptors,
+                                 options=message_size_options(options.max_message_bytes))
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.state), server)
+        pipeline_pb2_grpc.add_PipelineServiceServicer_to_server(PipelineServicer(self.state),
+                                                                server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        for service in ("", AUDIT_SERVICE, PIPELINE_SERVICE):
+            await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        reflection.enable_server_reflection(
+            (AUDIT_SERVICE, PIPELINE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            server)
+        address = f"{options.host}:{options.port}"
+        if credentials is None:
+            self.port = server.add_insecure_port(address)
+        else:
+            self.port = server.add_secure_port(address, credentials)
+        await server.start()
+        self._server = server
+        self._loading = asyncio.ensure_future(self._load())
+        return self.port
+
+    async def _load(self) -> None:
+        options = self.options
+        engine = await asyncio.wrap_future(self.jobs.call(
+            lambda: Engine.load(options.model, options.index, self._loader, self._pipeline)))
+        self.state.engine = engine
+        log.info("model %s ready", engine.model_info)
+        pipeline = health_pb2.HealthCheckResponse.SERVING if engine.pipeline is not None \
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        for service, status in (("", health_pb2.HealthCheckResponse.SERVING),
+                                (AUDIT_SERVICE, health_pb2.HealthCheckResponse.SERVING),
+                                (PIPELINE_SERVICE, pipeline)):
+            await self.health.set(service, status)
+
+    async def ready(self) -> None:
+        """Wait until the model is loaded (raises what loading raised)."""
+        assert self._loading is not None, "start() first"
+        await asyncio.shield(self._loading)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING, then a grace period for in-flight calls, then cancel the rest."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop(grace))
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self, grace: float | None) -> None:
+        await self.health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(self.options.grace_s if grace is None else grace)
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+        self.jobs.shutdown()
+        self.state.admission.shutdown(wait=False, cancel_futures=True)
+
+    async def wait_for_termination(self) -> None:
+        assert self._server is not None, "start() first"
+        await self._server.wait_for_termination()
+
+
+async def serve(options: ServeOptions, loader: Loader | None = None) -> None:
+    """Run until SIGTERM/SIGINT; raises when the model fails to load."""
+    server = RelyscopeServer(options, loader)
+    port = await server.start()
+    log.warning("relyscope serving on %s:%d (%s, %s); loading the model", options.host, port,
+                "TLS" if options.tls_cert else "plaintext",
+                "bearer auth" if options.auth_token else "no auth")
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, lambda: asyncio.ensure_future(server.stop()))
+    try:
+        await server.ready()
+    except asyncio.CancelledError:
+        pass  # stopped while loading
+    except Exception:
+        await server.stop(0)
+        raise
+    else:
+        log.warning("model loaded: SERVING")
+    await server.wait_for_termination()
+    await server.stop()
+
+
+class BackgroundServer:
+    """A server on its own event loop thread: for tests, benchmarks and notebooks."""
+
+    def __init__(self, options: ServeOptions, loader: Loader | None = None,
+                 pipeline: PipelineFactory | None = None) -> None:
+        self.server = RelyscopeServer(options, loader, pipeline)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
+                                        name="relyscope-grpc")
+
+    @property
+    def port(self) -> int:
+        assert self.server.port is not None
+        return self.server.port
+
+    def start(self, *, wait_ready: bool = True, timeout: float = 600.0) -> int:
+        self._thread.start()
+        port = self._call(self.server.start(), timeout)
+        if wait_ready:
+            self.wait_ready(timeout)
+        return port
+
+    def wait_ready(self, timeout: float = 600.0) -> None:
+        self._call(self.server.ready(), timeout)
+
+    def stop(self, grace: float = 1.0) -> None:
+        with contextlib.suppress(RuntimeError):
+            self._call(self.server.stop(grace), grace + 30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    def _call(self, coroutine: Awaitable[Any], timeout: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    def __enter__(self) -> BackgroundServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
