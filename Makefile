@@ -24,6 +24,10 @@ test: setup
 	if [ $$status -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \
 	exit $$status
 
+# regenerate the committed gRPC stubs from proto/ (a test fails when they are stale)
+proto: setup
+	$(BIN)/python -m relyscope.service.gen_proto
+
 lint: setup
 	$(BIN)/ruff check relyscope tests bench
 

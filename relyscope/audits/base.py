@@ -92,6 +92,7 @@ class AuditContext:
         self.units: list[Unit] = self.renderer.units
         self.unit_ids: list[str] = [u.id for u in self.units]
         self._rendered: dict[Probe, Rendered] = {}
+        self._seconds_per_pass: float | None = None
         self._scores: dict[Probe, TargetScore] = {}
         self.full: Rendered = self.render((Variant(), ANSWER))
         lm.check_fits([self.full])
@@ -126,19 +127,32 @@ class AuditContext:
         """Scores for the probes, charged to the budget; BudgetExhausted when it runs out."""
         wanted = list(dict.fromkeys(p for p in probes if p not in self._scores))
         while wanted:
-            chunk, wanted = wanted[:_SCORE_CHUNK], wanted[_SCORE_CHUNK:]
-            reason = self.budget.check(len(chunk))
-            if reason is not None:
-                affordable = self.budget.remaining_passes() or 0
-                if self.budget.check(1) is not None or affordable == 0:
-                    raise BudgetExhausted(reason, {p: self._scores[p] for p in probes
-                                                   if p in self._scores})
-                chunk, wanted = chunk[:affordable], chunk[affordable:] + wanted
-            before = self.lm.cost.forward_passes
+            affordable = self._affordable(min(_SCORE_CHUNK, len(wanted)))
+            if affordable == 0:
+                reason = self.budget.check(1) or "time budget: the next pass would not finish"
+                raise BudgetExhausted(reason, {p: self._scores[p] for p in probes
+                                               if p in self._scores})
+            chunk, wanted = wanted[:affordable], wanted[affordable:]
+            before, started = self.lm.cost.forward_passes, time.monotonic()
             results = self.lm.score([self.render(p) for p in chunk], max_prefix=max_prefix)
-            self.budget.spent += self.lm.cost.forward_passes - before
+            ran = self.lm.cost.forward_passes - before
+            self.budget.spent += ran
+            if ran:
+                self._seconds_per_pass = (time.monotonic() - started) / ran
             self._scores.update(zip(chunk, results, strict=True))
         return {p: self._scores[p] for p in probes}
+
+    def _affordable(self, wanted: int) -> int:
+        """How many of `wanted` passes fit the pass budget and, by the last measured pass
+        time, the time left before the deadline."""
+        if self.budget.check(1) is not None:
+            return 0
+        passes = self.budget.remaining_passes()
+        fit = wanted if passes is None else min(wanted, passes)
+        seconds = self.budget.remaining_seconds()
+        if seconds is not None and self._seconds_per_pass:
+            fit = min(fit, int(seconds / self._seconds_per_pass))
+        return max(0, fit)
 
     def full_score(self) -> TargetScore:
         return self.score([(Variant(), ANSWER)])[(Variant(), ANSWER)]

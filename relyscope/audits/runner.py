@@ -36,6 +36,7 @@ from relyscope.audits.tools import ToolOutputAblation
 from relyscope.audits.tracing import CausalTracing
 from relyscope.audits.verdicts import audit_verdicts, unit_reliance, unit_verdict
 from relyscope.case import AuditConfig, Case, CaseError, Report, UnitReport
+from relyscope.errors import BudgetTooSmall
 from relyscope.models import CausalLM, Variant
 
 METHODS: dict[str, type[Method]] = {
@@ -78,8 +79,7 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
     try:
         ctx.score([(Variant(), ANSWER), (ctx.removal(ctx.unit_ids), ANSWER)])
     except BudgetExhausted as stop:
-        raise ValueError(f"budget too small for even the full answer score ({stop.reason})"
-                         ) from None
+        raise BudgetTooSmall(stop.reason) from None
     full = ctx.full_score()
     joint = ctx.score([(ctx.removal(ctx.unit_ids), ANSWER)])[(ctx.removal(ctx.unit_ids), ANSWER)]
 

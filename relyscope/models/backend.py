@@ -20,6 +20,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from relyscope.case import Case, Granularity
+from relyscope.errors import ContextOverflow
 from relyscope.models.packaged import DEFAULT_MODEL, packaged_model_dir
 from relyscope.models.render import Rendered, Renderer, ToolMode
 from relyscope.models.scoring import (
@@ -111,8 +112,8 @@ class CausalLM:
         limit = self.info.max_positions
         longest = max((len(r.input_ids) for r in rendered), default=0)
         if limit and longest > limit:
-            raise ValueError(f"case is {longest} tokens long, over the model's context of "
-                             f"{limit} tokens")
+            raise ContextOverflow(f"case is {longest} tokens long, over the model's context "
+                                  f"of {limit} tokens")
 
     @torch.inference_mode()
     def generate(self, prompt_ids: Sequence[int], *, max_new_tokens: int = 64) -> str:

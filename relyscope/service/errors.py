@@ -17,6 +17,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from relyscope.case import CaseError
+from relyscope.errors import BudgetTooSmall, ContextOverflow
 
 
 @dataclass(frozen=True)
@@ -67,14 +68,14 @@ def classify(err: BaseException) -> JobError:
         return JobError("INVALID_ARGUMENT", err.message, err.field)
     if isinstance(err, JobCancelled):
         return JobError("CANCELLED", "the job was cancelled")
+    if isinstance(err, BudgetTooSmall):  # the runner could not score even the full answer
+        if err.timed_out:
+            return JobError("DEADLINE_EXCEEDED", str(err))
+        return JobError("RESOURCE_EXHAUSTED", str(err), "config.max_forward_passes")
+    if isinstance(err, ContextOverflow):
+        return JobError("RESOURCE_EXHAUSTED", str(err), "case")
     if isinstance(err, ValueError):
         text = str(err)
-        if "budget too small" in text:  # the runner could not score even the full answer
-            if "time budget" in text:
-                return JobError("DEADLINE_EXCEEDED", text)
-            return JobError("RESOURCE_EXHAUSTED", text, "config.max_forward_passes")
-        if "over the model's context" in text:
-            return JobError("RESOURCE_EXHAUSTED", text, "case")
         match = _FIELD_PREFIX.match(text)
         if match:
             return JobError("INVALID_ARGUMENT", match.group(2), match.group(1))
