@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("TQDM_DISABLE", "1")  # ContextCite's per-batch progress bars
 
 import argparse  # noqa: E402
 import sys  # noqa: E402

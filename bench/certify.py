@@ -2,8 +2,14 @@
 
 A case is certified when (1) the greedy answer from the full case contains the planted value;
 (2) removing the gold unit(s) together makes the value disappear from the greedy answer;
-(3) removing any other single unit leaves it there. For ``parametric`` cases there is no gold
-unit: removing every unit must leave the value there. For ``conflicting`` cases the gold unit is
+(3) removing any other single unit leaves it there; and (4) the answer repeats no invented
+name of a non-gold unit (an answer that borrows a filler's content relies on that filler too).
+For ``parametric`` cases there is no gold unit: removing every unit must leave the value there.
+
+"Changes the greedy answer" is judged on the planted value, not the exact text: the stricter
+exact-text rule (every non-gold removal leaves the answer word for word the same) would keep
+about a quarter of the cases; whether each certified case also meets it is recorded
+(``strict_unchanged``). For ``conflicting`` cases the gold unit is
 the source whose value the full answer repeats (exactly one of the two must appear).
 """
 
@@ -39,6 +45,16 @@ def contains(answer: str, value: str) -> bool:
     def norm(text: str) -> str:
         return text.lower().replace(",", "").replace(" ", "")
     return norm(value) in norm(answer)
+
+
+def borrowed_names(case: Case, answer: str, gold: list[str]) -> list[str]:
+    """Capitalised names of non-gold units that the answer repeats (not in the question)."""
+    names = set()
+    for unit in case.units():
+        if unit.id not in gold:
+            names |= {w.strip(".,;:()\"'") for w in unit.text.split()[1:] if w[:1].isupper()}
+    names -= {w.strip(".,;:?()\"'") for w in case.query.split()}
+    return sorted(n for n in names if len(n) > 2 and n in answer)
 
 
 def first_sentence(text: str) -> str:
@@ -91,6 +107,10 @@ def certify(lm: CausalLM, case: Case) -> tuple[Case | None, Certificate]:
         value, gold = meta["value"], list(meta["gold"])
     if not contains(answer, value):
         cert.reason = "full-case answer lacks the planted value"
+        return None, cert
+    foreign = borrowed_names(case, answer, gold)
+    if foreign:
+        cert.reason = f"answer repeats names from non-gold units: {', '.join(foreign)}"
         return None, cert
     unit_ids = [u.id for u in case.units()]
     first = unit_ids if kind == "parametric" else gold  # removed jointly

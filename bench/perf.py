@@ -46,10 +46,13 @@ class PerfSettings:
     source_counts: tuple[int, ...] = (2, 5, 10, 20, 40)
     filler_sentences: tuple[int, ...] = (0, 1, 3, 7)
     curve_config: AuditConfig = field(default_factory=lambda: AuditConfig(
-        methods=("attention", "loo", "ablation", "tracing"), ablations=64, lds_masks=16,
-        tracing_samples=1, tracing_top_units=0, tracing_in_distribution=False))
+        methods=("attention", "loo", "ablation"), ablations=32, lds_masks=8))
     load_times: bool = True
     prompt_lengths: tuple[int, ...] = (300, 1000)
+    peers: tuple[str, ...] = ("contextcite", "naive")
+    omp_probe: bool = True
+    matmul_seconds: float = 2.0
+    scoring_rounds: int = 2
 
 
 FULL = PerfSettings()
@@ -157,10 +160,11 @@ def side_by_side(lm: CausalLM, settings: PerfSettings, params: dict[str, int], l
         for n in settings.ablations:
             config = AuditConfig(methods=("ablation",), ablations=n)
             runs: dict[str, tuple[Attribution, dict[str, Any]]] = {
-                "relyscope": relyscope_ablation(lm, case, config, lm.scorer.options),
-                "contextcite": run_contextcite(lm, case, n),
-                "naive": (run_naive(lm, case, config), {}),
-            }
+                "relyscope": relyscope_ablation(lm, case, config, lm.scorer.options)}
+            if "contextcite" in settings.peers:
+                runs["contextcite"] = run_contextcite(lm, case, n)
+            if "naive" in settings.peers:
+                runs["naive"] = (run_naive(lm, case, config), {})
             for name, (att, info) in runs.items():
                 quality = evaluate(evaluator, case, att.weights, held_out)
                 row = {"case": case.id, "n": n, "contender": name, "seconds": att.seconds,
@@ -174,7 +178,7 @@ def side_by_side(lm: CausalLM, settings: PerfSettings, params: dict[str, int], l
     summary = {}
     for n in settings.ablations:
         per = {}
-        for name in ("relyscope", "contextcite", "naive"):
+        for name in ("relyscope", *settings.peers):
             mine = [r for r in rows if r["n"] == n and r["contender"] == name]
             seconds = statistics.fmean(r["seconds"] for r in mine)
             per[name] = {
@@ -196,7 +200,7 @@ def side_by_side(lm: CausalLM, settings: PerfSettings, params: dict[str, int], l
                 "topk_drop_1": _ratio(base["topk_drop"]["1"], per[other]["topk_drop"]["1"]),
                 "topk_drop_3": _ratio(base["topk_drop"]["3"], per[other]["topk_drop"]["3"]),
                 "lds": _ratio(base["lds"], per[other]["lds"])}
-            for other in ("contextcite", "naive")}}
+            for other in settings.peers}}
     return {"rows": rows, "summary": summary}
 
 
@@ -255,7 +259,7 @@ SCORING_VARIANTS = {
 }
 
 
-def loo_savings(lm: CausalLM, case: Case, rounds: int = 2) -> dict[str, Any]:
+def loo_savings(lm: CausalLM, case: Case, rounds: int) -> dict[str, Any]:
     """A 5-source leave-one-out (full + 5 removals) scored under each option set."""
     renderer = lm.renderer(case)
     ids = [u.id for u in renderer.units]
@@ -281,7 +285,7 @@ def loo_savings(lm: CausalLM, case: Case, rounds: int = 2) -> dict[str, Any]:
     return out
 
 
-def scoring_changes(lm: CausalLM, case: Case, log) -> dict[str, Any]:
+def scoring_changes(lm: CausalLM, case: Case, rounds: int, log) -> dict[str, Any]:
     """The measured effect of this branch's scoring changes on one n=64 ablation audit."""
     config = AuditConfig(methods=("ablation",), ablations=64)
     variants = {"flat_prefix": ScoringOptions(prefix_tree=False),
@@ -289,7 +293,7 @@ def scoring_changes(lm: CausalLM, case: Case, log) -> dict[str, Any]:
                 "prefix_tree_1_thread": ScoringOptions(threads=1),
                 "prefix_tree_2_threads": ScoringOptions(threads=2)}
     out: dict[str, Any] = {}
-    for _ in range(2):
+    for _ in range(rounds):
         for name, options in variants.items():
             att, info = relyscope_ablation(lm, case, config, options)
             best = out.get(name)
@@ -355,7 +359,9 @@ def load_times() -> dict[str, Any]:
 # -- run ------------------------------------------------------------------------------------
 
 
-def run(settings: PerfSettings, out_dir: Path, *, mode: str, log=print) -> dict[str, Any]:
+def run(settings: PerfSettings, out_dir: Path, *, mode: str, log=print,
+        lm: CausalLM | None = None) -> dict[str, Any]:
+    """The whole benchmark; `lm` defaults to the packaged model."""
     started = time.monotonic()
     info = machine.machine_info()
     result: dict[str, Any] = {"benchmark": "perf", "mode": mode, "machine": info,
@@ -365,22 +371,23 @@ def run(settings: PerfSettings, out_dir: Path, *, mode: str, log=print) -> dict[
     if settings.load_times:
         result["load_time"] = load_times()
         log(f"load times {result['load_time']}")
-    lm = CausalLM.load()
+    lm = lm or CausalLM.load()
     params = param_counts(lm)
     result["model"] = {**lm.info.__dict__, "params": params}
-    result["matmul_gflops_before"] = machine.matmul_gflops()
+    result["matmul_gflops_before"] = machine.matmul_gflops(seconds=settings.matmul_seconds)
     result["side_by_side"] = side_by_side(lm, settings, params, log)
     result["passes_per_second"] = [passes_per_second(lm, n) for n in settings.prompt_lengths]
-    result["loo_savings_5_sources"] = loo_savings(lm, perf_case(0))
-    result["scoring_changes"] = scoring_changes(lm, perf_case(0), log)
+    result["loo_savings_5_sources"] = loo_savings(lm, perf_case(0), settings.scoring_rounds)
+    result["scoring_changes"] = scoring_changes(lm, perf_case(0), settings.scoring_rounds, log)
     result["curves"] = {
         "sources": curve(lm, [perf_case(0, sources=k) for k in settings.source_counts],
                          settings.curve_config, params, "sources", log),
         "context_length": curve(lm, [perf_case(0, extra_sentences=k)
                                      for k in settings.filler_sentences],
                                 settings.curve_config, params, "length", log)}
-    result["matmul_gflops_after"] = machine.matmul_gflops()
-    result["omp_wait_policy"] = omp_wait_policy_probe()
+    result["matmul_gflops_after"] = machine.matmul_gflops(seconds=settings.matmul_seconds)
+    if settings.omp_probe:
+        result["omp_wait_policy"] = omp_wait_policy_probe()
     matmul = (result["matmul_gflops_before"] + result["matmul_gflops_after"]) / 2
     result["matmul_gflops"] = matmul
     result["flops_share"] = flops_share(result, matmul)
