@@ -56,8 +56,8 @@ class PerfSettings:
 
 
 FULL = PerfSettings()
-QUICK = PerfSettings(cases=1, ablations=(32,), held_out=16, source_counts=(2, 5, 10),
-                     filler_sentences=(0, 2),
+QUICK = PerfSettings(cases=1, ablations=(32,), held_out=16, source_counts=(2, 5),
+                     filler_sentences=(0, 1), scoring_rounds=1,
                      curve_config=AuditConfig(methods=("attention", "loo", "ablation"),
                                               ablations=32, lds_masks=8),
                      load_times=False, prompt_lengths=(300,))
