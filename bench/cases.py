@@ -194,7 +194,11 @@ class CaseFactory:
         return str(self.rng.randint(int(lo), int(hi)))
 
     def fillers(self, n: int) -> list[str]:
-        return [t.format(x=self.word()) for t in self.rng.sample(FILLERS, n)]
+        """n unrelated sentences; templates repeat (with new names) past the pool's size."""
+        picks = []
+        while len(picks) < n:
+            picks += self.rng.sample(FILLERS, min(len(FILLERS), n - len(picks)))
+        return [t.format(x=self.word()) for t in picks]
 
     # -- kinds --------------------------------------------------------------------------------
 

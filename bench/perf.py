@@ -379,6 +379,7 @@ def run(settings: PerfSettings, out_dir: Path, *, mode: str, log=print,
     result["passes_per_second"] = [passes_per_second(lm, n) for n in settings.prompt_lengths]
     result["loo_savings_5_sources"] = loo_savings(lm, perf_case(0), settings.scoring_rounds)
     result["scoring_changes"] = scoring_changes(lm, perf_case(0), settings.scoring_rounds, log)
+    write_json(out_dir / "perf.partial.json", result)  # kept if a later stage fails
     result["curves"] = {
         "sources": curve(lm, [perf_case(0, sources=k) for k in settings.source_counts],
                          settings.curve_config, params, "sources", log),
@@ -394,6 +395,7 @@ def run(settings: PerfSettings, out_dir: Path, *, mode: str, log=print,
     result["loadavg_end"] = machine.load()
     result["seconds"] = time.monotonic() - started
     write_json(out_dir / "perf.json", result)
+    (out_dir / "perf.partial.json").unlink(missing_ok=True)
     (out_dir / "perf.md").write_text(markdown(result), encoding="utf-8")
     return result
 
