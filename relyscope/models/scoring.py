@@ -1,7 +1,10 @@
 """Batched teacher-forced scoring: log p(target tokens | prompt) for many variants at once.
 
 Three savings over one forward pass per variant (DESIGN.md section 4):
-- the longest token prefix shared by all variants runs once; its KV cache is reused;
+- the longest token prefix shared by all variants runs once; its KV cache is reused; with
+  ``prefix_tree`` the variants are then split by their next token, recursively, and a longer
+  prefix shared by a subgroup (say every mask that keeps the first source) extends the cache
+  once for that subgroup instead of running once per variant;
 - variants run in batches; suffixes are left-padded so every target ends at the same position
   (padding sits between the shared prefix and the suffix, masked out, with explicit positions);
 - logits are computed only at the target positions (``logits_to_keep``).
@@ -18,7 +21,8 @@ import inspect
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
@@ -116,6 +120,22 @@ class ScoringOptions:
     max_batch_tokens: int = 6144
     max_batch_size: int = 32
     min_shared_prefix: int = 8
+    prefix_tree: bool = True  # also share prefixes common to subsets of the variants
+    min_tree_saving: int = 32  # tokens a subgroup's shared extension must save to be split off
+    threads: int | None = None  # torch intra-op threads while scoring (None: leave as set)
+
+
+@contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    """Run the block with `n` torch threads (process-wide), restoring the previous setting."""
+    previous = torch.get_num_threads()
+    if n is not None and n != previous:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
 
 
 class BatchScorer:
@@ -166,21 +186,69 @@ class BatchScorer:
 
     @torch.inference_mode()
     def _compute(self, items: list[ScoreItem], max_prefix: int | None) -> list[TargetScore]:
-        prefix_len = self._shared_prefix_len(items, max_prefix)
-        prefix_cache = None
-        if prefix_len:
-            prefix = torch.tensor([items[0].input_ids[:prefix_len]], device=self.device)
-            prefix_cache = getattr(self.model(input_ids=prefix, use_cache=True), self._cache_kw)
-            self.cost.model_calls += 1
-            self.cost.tokens += prefix_len
-        order = sorted(range(len(items)), key=lambda i: -len(items[i].input_ids))
         scores: list[TargetScore | None] = [None] * len(items)
+        with _threads(self.options.threads):
+            self._compute_group(items, list(range(len(items))), 0, None, max_prefix, scores)
+        return scores  # type: ignore[return-value]
+
+    def _compute_group(self, items: list[ScoreItem], group: list[int], prefix_len: int,
+                       prefix_cache: object, max_prefix: int | None,
+                       scores: list[TargetScore | None]) -> None:
+        """Score `group` (items sharing their first `prefix_len` tokens, whose KV cache is
+        `prefix_cache`). With `prefix_tree`, subgroups that share a longer prefix extend the
+        cache once and recurse, so a token prefix common to several variants runs once."""
+        members = [items[i] for i in group]
+        shared = self._shared_prefix_len(members, max_prefix)
+        if shared > prefix_len and (prefix_len or shared >= self.options.min_shared_prefix):
+            prefix_cache = self._extend(members[0].input_ids, prefix_len, shared, prefix_cache)
+            prefix_len = shared
+        rest = group
+        if self.options.reuse_prefix and self.options.prefix_tree and len(group) > 2:
+            rest = []
+            for sub in self._subgroups(items, group, prefix_len, max_prefix):
+                if len(sub) > 1 and len(sub) < len(group):
+                    self._compute_group(items, sub, prefix_len, prefix_cache, max_prefix, scores)
+                else:
+                    rest += sub
+        order = sorted(rest, key=lambda i: -len(items[i].input_ids))
         for batch in self._batches(order, items, prefix_len):
             batch_items = [items[i] for i in batch]
             for i, score in zip(batch, self._run_batch(batch_items, prefix_len, prefix_cache),
                                 strict=True):
                 scores[i] = score
-        return scores  # type: ignore[return-value]
+
+    def _subgroups(self, items: list[ScoreItem], group: list[int], prefix_len: int,
+                   max_prefix: int | None) -> list[list[int]]:
+        """Split by the next token; keep a split only where it saves enough recomputed tokens
+        (the extension runs once instead of once per member)."""
+        by_token: dict[int, list[int]] = {}
+        for i in group:
+            item = items[i]
+            if prefix_len < len(item.input_ids) - item.target_len - 1:
+                by_token.setdefault(item.input_ids[prefix_len], []).append(i)
+            else:
+                by_token.setdefault(-1 - i, []).append(i)
+        out: list[list[int]] = []
+        for sub in by_token.values():
+            if len(sub) > 1:
+                extra = self._shared_prefix_len([items[i] for i in sub], max_prefix) - prefix_len
+                if extra * (len(sub) - 1) < self.options.min_tree_saving:
+                    out += [[i] for i in sub]
+                    continue
+            out.append(sub)
+        return out
+
+    def _extend(self, ids: tuple[int, ...], start: int, end: int, cache: object) -> object:
+        """KV cache of ids[:end], from the cache of ids[:start] (None when start is 0)."""
+        kwargs: dict[str, object] = {}
+        if cache is not None:
+            kwargs[self._cache_kw] = copy.deepcopy(cache)
+            kwargs["position_ids"] = torch.arange(start, end, device=self.device).unsqueeze(0)
+        chunk = torch.tensor([ids[start:end]], device=self.device)
+        out = self.model(input_ids=chunk, use_cache=True, logits_to_keep=1, **kwargs)
+        self.cost.model_calls += 1
+        self.cost.tokens += end - start
+        return getattr(out, self._cache_kw)
 
     def _shared_prefix_len(self, items: list[ScoreItem], max_prefix: int | None) -> int:
         if not self.options.reuse_prefix or len(items) < 2:
@@ -192,7 +260,7 @@ class BatchScorer:
         length = 0
         while length < limit and all(item.input_ids[length] == first[length] for item in items):
             length += 1
-        return length if length >= self.options.min_shared_prefix else 0
+        return length
 
     def _batches(self, order: list[int], items: list[ScoreItem], prefix_len: int
                  ) -> list[list[int]]:

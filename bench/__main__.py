@@ -1,0 +1,59 @@
+"""`python -m bench [quality|perf|all] [--quick]`: run the benchmarks, write bench/results/.
+
+OMP_WAIT_POLICY=PASSIVE is set before torch loads (unless already set): on a shared 2-core
+machine, OpenMP threads that spin while waiting made 2-thread passes 3-4x slower than 1-thread
+ones (measured; see perf.json "threads").
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("TQDM_DISABLE", "1")  # ContextCite's per-batch progress bars
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("which", nargs="?", default="all", choices=["quality", "perf", "all"])
+    parser.add_argument("--quick", action="store_true", help="a small run (under 10 minutes)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for scoring (default: torch's own setting)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from relyscope.models import CausalLM, ScoringOptions
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    mode = "quick" if args.quick else "full"
+
+    def log(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    if args.which in ("quality", "all"):
+        from bench import quality
+
+        lm = CausalLM.load(options=ScoringOptions())
+        settings = quality.QUICK if args.quick else quality.FULL
+        result = quality.run(lm, settings, args.out, mode=mode, log=log)
+        log(f"quality done in {result['seconds']:.0f}s -> {args.out / 'quality.md'}")
+    if args.which in ("perf", "all"):
+        from bench import perf
+
+        result = perf.run(perf.QUICK if args.quick else perf.FULL, args.out, mode=mode, log=log)
+        log(f"perf done in {result['seconds']:.0f}s -> {args.out / 'perf.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""The Markdown view of perf.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _f(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def render(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    lines = [
+        f"# Performance benchmark ({r['mode']})", "",
+        f"{m['cpu']}, {m['cores']} cores ({', '.join(m['cpu_flags'][:6])}...), torch "
+        f"{m['torch']}, {m['torch_threads']} threads; load average {m['loadavg_start']} at "
+        f"start, {r['loadavg_end']} at end (the machine is shared: compare ratios). Measured "
+        f"float32 matmul: {_f(r['matmul_gflops'], 1)} GFLOP/s.", "",
+        "## relyscope ablation vs ContextCite vs a naive loop (same model object, same cases)",
+        "",
+        "| n | contender | audits/s | s/audit | passes/audit | tokens/audit | top-1 drop | "
+        "top-3 drop | LDS | P@1 | GFLOP/s | share of matmul |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for n, block in r["side_by_side"]["summary"].items():
+        for name, e in block["contenders"].items():
+            lines.append(
+                f"| {n} | {name} | {_f(e['audits_per_second'], 3)} | "
+                f"{_f(e['seconds_per_audit'], 1)} | {_f(e['forward_passes_per_audit'], 1)} | "
+                f"{_f(e['tokens_per_audit'], 0)} | {_f(e['topk_drop']['1'], 1)} | "
+                f"{_f(e['topk_drop']['3'], 1)} | {_f(e['lds'])} | {_f(e['precision_at_1'])} | "
+                f"{_f(e['achieved_gflops'], 1)} | "
+                f"{_f(r['flops_share'][f'{name}_n{n}'])} |")
+    lines += ["", "Ratios (relyscope / other):", "",
+              "| n | vs | audits/s | passes | top-1 drop | top-3 drop | LDS |",
+              "|---|---|---|---|---|---|---|"]
+    for n, block in r["side_by_side"]["summary"].items():
+        for name, q in block["ratios"].items():
+            lines.append(f"| {n} | {name.removeprefix('relyscope_vs_')} | "
+                         f"{_f(q['audits_per_second'])}x | {_f(q['forward_passes'])} | "
+                         f"{_f(q['topk_drop_1'])} | {_f(q['topk_drop_3'])} | {_f(q['lds'])} |")
+    lines += ["", "## Cost of an audit as it grows", "",
+              f"Methods {', '.join(r['curve_config']['methods'])}, "
+              f"{r['curve_config']['ablations']} ablations + {r['curve_config']['lds_masks']} "
+              "held-out masks, faithfulness checks included (tracing's cost per unit is in "
+              "quality.md).", "",
+              "| curve | sources | prompt tokens | passes | tokens processed | seconds | "
+              "scoring GFLOP/s |", "|---|---|---|---|---|---|---|"]
+    for label, points in r["curves"].items():
+        for p in points:
+            lines.append(f"| {label} | {p['sources']} | {p['prompt_tokens']} | "
+                         f"{p['forward_passes']} | {p['tokens_processed']} | "
+                         f"{_f(p['seconds'], 1)} | {_f(p['scoring_gflops'], 1)} |")
+    lines += ["", "## Scoring options on a 5-source leave-one-out (6 variants)", "",
+              "| options | passes | tokens | seconds | speed-up vs naive | tokens vs naive |",
+              "|---|---|---|---|---|---|"]
+    for name, e in r["loo_savings_5_sources"].items():
+        lines.append(f"| {name} | {e['forward_passes']} | {e['tokens']} | {_f(e['seconds'])} | "
+                     f"{_f(e['speedup_vs_naive'])}x | {_f(e['tokens_ratio_vs_naive'])} |")
+    lines += ["", "## This branch's scoring changes (one n=64 ablation audit, 5 sources)", "",
+              "| variant | seconds | tokens | passes | model calls | distinct masks / asked |",
+              "|---|---|---|---|---|---|"]
+    for name, e in r["scoring_changes"].items():
+        lines.append(f"| {name} | {_f(e['seconds'])} | {e['tokens']} | {e['forward_passes']} | "
+                     f"{e['model_calls']} | {e['distinct_masks']} / {e['masks_asked']} |")
+    lines += ["", "OpenMP wait policy (4 x 130-token pass, fresh process each):", "",
+              "| policy | 1 thread s | 2 threads s | 2/1 |", "|---|---|---|---|"]
+    for name, e in r.get("omp_wait_policy", {}).items():
+        lines.append(f"| {name} | {_f(e['seconds_1_thread'])} | {_f(e['seconds_2_threads'])} | "
+                     f"{_f(e['two_over_one'])} |")
+    lines += ["", "## Model load and raw pass rate", ""]
+    if "load_time" in r:
+        t = r["load_time"]
+        lines.append(f"- `CausalLM.load()`: {_f(t['gguf_first_run_seconds'], 1)} s on first run "
+                     f"(empty RELYSCOPE_HOME: GGUF dequantised, cached), "
+                     f"{_f(t['cached_seconds'], 2)} s cached "
+                     f"({_f(t['first_over_cached'], 0)}x).")
+    for p in r["passes_per_second"]:
+        lines.append(f"- {p['prompt_tokens']}-token prompt: {_f(p['passes_per_second'])} "
+                     f"passes/s ({_f(p['tokens_per_second'], 0)} tokens/s).")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,64 @@
+"""Smoke test of the benchmarks: planted cases certify on the real model, and the perf
+harness runs end to end on a tiny model and writes sane JSON. The full benchmarks are not run
+here (`make bench`)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import perf
+from bench.cases import KINDS, generate
+from bench.certify import certify, contains
+
+
+def test_the_generator_plants_one_gold_unit_and_a_paraphrase_per_case():
+    cases = generate(dict.fromkeys(KINDS, 2), seed=3)
+    assert len(cases) == 2 * len(KINDS)
+    assert len({c.id for c in cases}) == len(cases)
+    for case in cases:
+        meta = case.metadata
+        assert meta["paraphrase"] and meta["paraphrase"] != case.query
+        if meta["kind"] in ("single", "entity", "tools"):
+            gold = meta["gold"][0]
+            text = {u.id: u.text for u in case.units()}[gold]
+            assert contains(text, meta["value"])
+        if meta["kind"] == "redundant":
+            assert len(meta["gold"]) == 2
+
+
+@pytest.mark.real_model
+def test_a_planted_single_fact_case_certifies_on_the_real_model(real_lm):
+    case = generate({"single": 2})[1]  # 'What is the capital of ...?' with a short answer
+    kept, cert = certify(real_lm, case)
+    assert cert.certified, cert.reason
+    assert kept is not None and contains(kept.answer, case.metadata["value"])
+    assert kept.metadata["gold"] == case.metadata["gold"]
+    assert cert.generations == len(case.sources) + 1
+
+
+def test_the_perf_harness_writes_sane_json_on_a_tiny_model(tiny_lm, tmp_path):
+    settings = perf.PerfSettings(
+        cases=1, ablations=(8,), held_out=8, source_counts=(2, 3), filler_sentences=(0,),
+        curve_config=perf.AuditConfig(methods=("loo", "ablation"), ablations=8, lds_masks=4),
+        load_times=False, prompt_lengths=(64,), peers=("naive",), omp_probe=False,
+        matmul_seconds=0.2, scoring_rounds=1)
+    result = perf.run(settings, tmp_path, mode="smoke", log=lambda message: None, lm=tiny_lm)
+    data = json.loads((tmp_path / "perf.json").read_text())
+    assert (tmp_path / "perf.md").read_text().startswith("# Performance benchmark")
+    assert {"machine", "side_by_side", "curves", "passes_per_second", "loo_savings_5_sources",
+            "scoring_changes", "matmul_gflops", "flops_share"} <= set(data)
+    assert data["machine"]["cores"] >= 1 and data["machine"]["torch"]
+    block = data["side_by_side"]["summary"]["8"]
+    mine, naive = block["contenders"]["relyscope"], block["contenders"]["naive"]
+    assert mine["audits_per_second"] > 0 and naive["audits_per_second"] > 0
+    assert naive["forward_passes_per_audit"] == 9  # the full prompt + 8 masks, one pass each
+    assert mine["tokens_per_audit"] < naive["tokens_per_audit"] * 3  # 8 masks + 4 held out
+    assert data["matmul_gflops"] > 0
+    assert 0 < data["flops_share"]["relyscope_n8"] < 5
+    savings = data["loo_savings_5_sources"]
+    assert savings["naive"]["forward_passes"] == savings["both"]["forward_passes"] == 6
+    assert savings["both"]["tokens"] < savings["naive"]["tokens"]
+    assert [p["sources"] for p in data["curves"]["sources"]] == [2, 3]
+    assert result["seconds"] > 0
