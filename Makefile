@@ -28,6 +28,16 @@ test: setup
 proto: setup
 	$(BIN)/python -m relyscope.service.gen_proto
 
+# quality + performance benchmarks (full: about 30 min here; quick: under 10 min)
+bench: setup
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench
+	$(BIN)/python -m bench.profile
+
+bench-quick: setup
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench --quick --out bench/results/quick
+
 lint: setup
 	$(BIN)/ruff check relyscope tests bench
 

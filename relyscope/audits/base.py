@@ -127,7 +127,11 @@ class AuditContext:
         """Scores for the probes, charged to the budget; BudgetExhausted when it runs out."""
         wanted = list(dict.fromkeys(p for p in probes if p not in self._scores))
         while wanted:
-            affordable = self._affordable(min(_SCORE_CHUNK, len(wanted)))
+            unbounded = self.budget.max_passes is None and self.budget.deadline is None
+            # without a budget there is nothing to check between chunks: one call, so every
+            # variant shares the batches and the prefix tree
+            step = len(wanted) if unbounded else min(_SCORE_CHUNK, len(wanted))
+            affordable = self._affordable(step)
             if affordable == 0:
                 reason = self.budget.check(1) or "time budget: the next pass would not finish"
                 raise BudgetExhausted(reason, {p: self._scores[p] for p in probes
