@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.relyscope-installed
+# OpenMP threads spin-wait by default, which made 2 threads 3.3x slower than 1 on busy shared
+# cores (bench/results/perf.json); passive waiting costs nothing on an idle machine.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup demo test lint bench bench-quick proto clean
 
