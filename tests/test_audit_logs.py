@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from relyscope.case import AuditConfig
+from relyscope.cli import main
 from relyscope.ingest.batch import audit_logs
-from relyscope.ingest.commands import main
 from relyscope.ingest.results import ResultsFile, read_results
 from relyscope.report.summary import summarise
 
@@ -118,7 +118,7 @@ def test_killed_run_restarts_to_exactly_200_results(tmp_path: Path, tiny_model_d
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "relyscope.ingest.commands", "audit-logs", str(log),
+        [sys.executable, "-m", "relyscope", "audit-logs", str(log),
          "--out", str(out), "--model", str(tiny_model_dir), "--no-progress"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120

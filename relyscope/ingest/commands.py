@@ -1,16 +1,13 @@
 """`relyscope audit-logs`: the command line of the batch audit of logged conversations.
 
-`add_commands(sub)` registers the subcommand on the main parser's subparsers. The module also
-runs alone (``python -m relyscope.ingest.commands audit-logs ...``).
+`add_commands(sub)` registers the subcommand on the main parser's subparsers.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 
-from relyscope.case import CaseError
 from relyscope.ingest.records import FORMATS
 
 DEFAULT_METHODS = "attention,loo"
@@ -55,21 +52,3 @@ def cmd_audit_logs(args: argparse.Namespace) -> int:
         if path is not None:
             print(f"wrote {what} {path}", file=sys.stderr)
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="relyscope")
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except CaseError as err:
-        print(f"relyscope: invalid input: {err}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, ValueError) as err:
-        print(f"relyscope: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
