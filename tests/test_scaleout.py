@@ -34,6 +34,7 @@ RUN = uuid.uuid4().hex[:8]
 PREFIX = f"relyscope-test-{RUN}:"
 QUEUE = f"relyscope.test-{RUN}"
 VISIBILITY_S = 8.0  # short, so a SIGKILLed worker's job comes back within ~10-20 s
+W1, W2, W3 = (f"w{n}-{RUN}" for n in (1, 2, 3))
 QUESTIONS = ["Who founded the Zelk guild?", "When does the Orrin river flood?",
              "What do Tidewater lighthouses use?", "What rose in the northern markets?"]
 
@@ -52,9 +53,15 @@ def rdb() -> Iterator[Any]:
     client = _redis()
     yield client
     keys = list(client.scan_iter(match=f"{PREFIX}*", count=1000))
+    job_ids = [k.decode().rsplit(":", 1)[1] for k in keys if b":job:" in k]
+    keys += [f"celery-task-meta-{j}" for j in job_ids]  # a revoked task's state
     for queue in (QUEUE, f"{QUEUE}.restart", f"{QUEUE}.lost"):
         keys += [queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
     client.delete(*keys)
+    pidbox = "_kombu.binding.celery.pidbox"  # remote-control bindings of this run's workers
+    ours = [m for m in client.smembers(pidbox) if RUN.encode() in m]
+    if ours:
+        client.srem(pidbox, *ours)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +131,7 @@ class Workers:
 def workers(model_dir: Path, rdb: Any, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[Workers]:
     pool = Workers(model_dir, tmp_path_factory.mktemp("worker-logs"), rdb)
-    for name in ("w1", "w2"):
+    for name in (W1, W2):
         pool.start(name)
     try:
         yield pool
@@ -182,14 +189,14 @@ SLOW = AuditConfig(methods=("ablation",), ablations=48, lds_masks=0)
 
 def test_twenty_jobs_are_shared_by_two_workers_and_match_embedded_mode(
         scaled, workers, model_dir, rdb):
-    workers.ensure("w1", "w2")
+    workers.ensure(W1, W2)
     cases = _cases(20, "spread")
     with Client(f"127.0.0.1:{scaled.port}") as client:
         ids = [client.submit(case, FAST) for case in cases]
         done = [client.wait(job_id, timeout=120) for job_id in ids]
     assert [d.state for d in done] == ["DONE"] * 20
     records = [_record(rdb, job_id) for job_id in ids]
-    assert {r["finished_by"] for r in records} == {"w1", "w2"}  # both workers took some
+    assert {r["finished_by"] for r in records} == {W1, W2}  # both workers took some
     assert all(r["finish_writes"] == "1" and r["attempts"] == "1" for r in records)
 
     embedded = BackgroundServer(ServeOptions(host="127.0.0.1", port=0, model=str(model_dir)))
@@ -203,7 +210,7 @@ def test_twenty_jobs_are_shared_by_two_workers_and_match_embedded_mode(
 
 
 def test_a_sigkilled_workers_job_completes_on_the_other_once(scaled, workers, rdb):
-    workers.ensure("w1", "w2")
+    workers.ensure(W1, W2)
     with Client(f"127.0.0.1:{scaled.port}") as client:
         slow = client.submit(_slow_case(), SLOW)
         give_up = time.monotonic() + 30
@@ -218,7 +225,7 @@ def test_a_sigkilled_workers_job_completes_on_the_other_once(scaled, workers, rd
     assert status.state == "DONE" and status.report is not None
     assert not status.report.partial
     record = _record(rdb, slow)
-    survivor = ({"w1", "w2"} - {victim}).pop()
+    survivor = ({W1, W2} - {victim}).pop()
     assert record["finished_by"] == survivor
     assert record["attempts"] == "2"  # delivered twice (the first delivery died) ...
     assert record["finish_writes"] == "1"  # ... reported once
@@ -232,25 +239,30 @@ def test_a_restarted_server_still_finds_queued_jobs(model_dir, workers, rdb):
     try:
         with Client(f"127.0.0.1:{first.port}") as client:
             ids = [client.submit(case, FAST) for case in _cases(3, "restart")]
+            cancelled = client.submit(five_source_case("restart-cancelled"), FAST)
             assert {client.get(j).state for j in ids} == {"QUEUED"}
+            assert client.cancel(cancelled).state == "CANCELLED"
     finally:
         first.stop(grace=0.5)
     second = _server(model_dir, job_queue=queue)
     try:
         with Client(f"127.0.0.1:{second.port}") as client:
             assert [client.get(j).state for j in ids] == ["QUEUED"] * 3
-            workers.start("w-restart", queue)
-            workers.wait_ready("w-restart")
+            workers.start(W3, queue)
+            workers.wait_ready(W3)
             done = [client.wait(j, timeout=90) for j in ids]
+            assert client.get(cancelled).state == "CANCELLED"
     finally:
         second.stop(grace=0.5)
-        workers.kill("w-restart")
+        workers.kill(W3)
     assert [d.state for d in done] == ["DONE"] * 3
     assert all(d.report is not None and d.report.case_id.startswith("restart-") for d in done)
+    record = _record(rdb, cancelled)  # the worker saw the cancel and never ran it
+    assert record["attempts"] == "0" and record["finished_by"] == "cancel"
 
 
 def test_a_repeated_audit_is_served_from_the_redis_score_cache(scaled, workers):
-    workers.ensure("w1", "w2")
+    workers.ensure(W1, W2)
     case = five_source_case("cached", query=f"Which guild did Anna Roth found? ({RUN})")
     loo = AuditConfig(methods=("loo",))
     with Client(f"127.0.0.1:{scaled.port}") as client:
