@@ -227,7 +227,7 @@ def test_a_sigkilled_workers_job_completes_on_the_other_once(scaled, workers, rd
     record = _record(rdb, slow)
     survivor = ({W1, W2} - {victim}).pop()
     assert record["finished_by"] == survivor
-    assert record["attempts"] == "2"  # delivered twice (the first delivery died) ...
+    assert int(record["attempts"]) >= 2  # delivered again (the first delivery died) ...
     assert record["finish_writes"] == "1"  # ... reported once
     assert [r.state for r in rest] == ["DONE"] * 4
     assert all(_record(rdb, j)["finish_writes"] == "1" for j in others)

@@ -46,6 +46,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         help=f"Redis key prefix of the score cache (default {DEFAULT_PREFIX!r})")
     worker.add_argument("--cache-ttl", type=int, default=7 * 24 * 3600,
                         help="seconds scores stay in the Redis cache (default 7 days)")
+    worker.add_argument("--torch-threads", type=int,
+                        help="torch threads per process (default: torch's, all cores); give "
+                             "cores / workers when several workers share a machine")
     worker.add_argument("--loglevel", default="WARNING")
     worker.set_defaults(func=_cmd_worker)
 
@@ -62,6 +65,10 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         print("relyscope worker: --concurrency must be at least 1", file=sys.stderr)
         return 2
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     name = args.name or f"relyscope-{os.getpid()}@%h"
     settings = WorkerSettings(redis_url=args.redis_url, model=args.model, prefix=args.prefix,
                               cache_ttl=args.cache_ttl, name=name.replace("%h", _host()))
