@@ -7,7 +7,8 @@ jobs) and `python -m relyscope.service worker` processes with the packaged model
 audits a distinct 5-source case with attention + leave-one-out (the query names this run, so
 nothing comes from the score cache unless asked for).
 
-- throughput: audits per minute over --jobs jobs submitted at once, with 1 worker, then 2.
+- throughput: audits per minute over --jobs jobs submitted at once: 1 worker with all cores,
+  1 worker with half of them, 2 workers with half each.
   One worker uses every core; two split them (--torch-threads cores/2 each). On a 2-core
   box two workers cannot double throughput.
 - cache: the same audit twice; the speed-up of the second (served from the Redis score
@@ -184,6 +185,7 @@ def main() -> int:
     from relyscope.service.server import BackgroundServer, ServeOptions
 
     bench = Bench(args)
+    threads = max(1, (os.cpu_count() or 2) // 2)
     server = BackgroundServer(ServeOptions(
         host="127.0.0.1", port=0, redis_url=args.redis_url, job_queue=bench.queue,
         redis_prefix=bench.prefix, visibility_timeout_s=args.visibility_timeout))
@@ -198,10 +200,12 @@ def main() -> int:
             bench.start_worker(f"bench-w1-{bench.run}")
             client.wait(client.submit(case(f"{bench.run}-warm", 0), CONFIG), timeout=600)
             results["one_worker"] = bench.throughput(client, "one")
-            # two workers split the cores (one torch thread pool each would oversubscribe)
-            threads = max(1, (os.cpu_count() or 2) // 2)
+            # two workers split the cores (one torch thread pool each would oversubscribe);
+            # one worker with the same share is the like-for-like baseline
             bench.kill(f"bench-w1-{bench.run}")
             bench.start_worker(f"bench-w1b-{bench.run}", threads)
+            client.wait(client.submit(case(f"{bench.run}-warm", 2), CONFIG), timeout=600)
+            results["one_worker_half_cores"] = bench.throughput(client, "half")
             bench.start_worker(f"bench-w2-{bench.run}", threads)
             client.wait(client.submit(case(f"{bench.run}-warm", 1), CONFIG), timeout=600)
             results["two_workers"] = bench.throughput(client, "two")
@@ -216,9 +220,16 @@ def main() -> int:
     results["note"] = (f"{os.cpu_count()} CPU cores shared by every worker (torch uses all of "
                        "them in each): two workers cannot double throughput here; on separate "
                        "machines or cores they would scale with the worker count")
-    print(f"1 worker : {one['audits_per_minute']:7.1f} audits/min {one['by_worker']}")
+    half = results["one_worker_half_cores"]
+    results["two_over_one_half_cores"] = round(two["audits_per_minute"]
+                                               / half["audits_per_minute"], 2)
+    print(f"1 worker : {one['audits_per_minute']:7.1f} audits/min {one['by_worker']} "
+          "(all cores)")
+    print(f"1 worker : {half['audits_per_minute']:7.1f} audits/min {half['by_worker']} "
+          f"(torch threads {threads})")
     print(f"2 workers: {two['audits_per_minute']:7.1f} audits/min {two['by_worker']} "
-          f"(x{results['two_over_one']})")
+          f"(x{results['two_over_one']} over all cores, "
+          f"x{results['two_over_one_half_cores']} over the same threads each)")
     cache = results["cache"]
     print(f"cache    : {cache['first_s']}s -> {cache['second_s']}s end to end "
           f"(x{cache['speedup_end_to_end']}), audit x{cache['speedup_audit']}, "
