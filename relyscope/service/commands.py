@@ -10,9 +10,15 @@ import argparse
 import asyncio
 import logging
 import os
+import sys
 from typing import TYPE_CHECKING
 
-from relyscope.service.defaults import AUTH_ENV, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT
+from relyscope.service.defaults import (
+    AUTH_ENV,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_PORT,
+    REDIS_ENV,
+)
 
 if TYPE_CHECKING:
     from relyscope.service.server import ServeOptions
@@ -46,6 +52,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                    "(default 1.0; 10%% of the deadline when larger)")
     serve_parser.add_argument("--grace", type=float, default=10.0,
                               help="seconds in-flight calls get on shutdown (default 10)")
+    serve_parser.add_argument("--redis-url", default=os.environ.get(REDIS_ENV),
+                              help="scale-out: async jobs (SubmitAudit/GetAudit/CancelAudit) "
+                                   "become Celery tasks on this Redis, run by `relyscope "
+                                   f"worker` processes (default: ${REDIS_ENV})")
+    serve_parser.add_argument("--job-queue", help="with --redis-url: the queue jobs go to "
+                                                  "(default relyscope.<model id>)")
+    serve_parser.add_argument("--job-ttl", type=int, default=7 * 24 * 3600,
+                              help="with --redis-url: seconds job state and reports are kept "
+                                   "(default 7 days)")
     serve_parser.set_defaults(func=_cmd_serve)
 
 
@@ -59,12 +74,19 @@ def options_from(args: argparse.Namespace) -> ServeOptions:
                         tls_cert=args.tls_cert, tls_key=args.tls_key,
                         tls_client_ca=args.tls_client_ca,
                         max_message_bytes=int(args.max_message_mb * 2**20),
-                        deadline_margin_s=args.deadline_margin, grace_s=args.grace)
+                        deadline_margin_s=args.deadline_margin, grace_s=args.grace,
+                        redis_url=getattr(args, "redis_url", None) or None,
+                        job_queue=getattr(args, "job_queue", None),
+                        job_ttl_s=getattr(args, "job_ttl", 7 * 24 * 3600))
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from relyscope.service.server import serve
 
     logging.basicConfig(level=logging.WARNING, format="relyscope serve: %(message)s")
-    asyncio.run(serve(options_from(args)))
+    try:
+        asyncio.run(serve(options_from(args)))
+    except ConnectionError as err:  # Redis down at start: name the URL, exit non-zero
+        print(f"relyscope serve: {err}", file=sys.stderr)
+        return 1
     return 0

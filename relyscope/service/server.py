@@ -17,17 +17,21 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from relyscope._proto.v1 import audit_pb2, audit_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
+from relyscope.service.celery_app import queue_name
 from relyscope.service.defaults import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT
 from relyscope.service.engine import Engine, Loader, PipelineFactory
 from relyscope.service.jobs import InProcessJobs
 from relyscope.service.servicers import AuditServicer, PipelineServicer, ServiceState
+
+if TYPE_CHECKING:
+    from relyscope.service.redis_jobs import RedisJobs
 
 log = logging.getLogger("relyscope.service")
 
@@ -49,6 +53,12 @@ class ServeOptions:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     deadline_margin_s: float = 1.0
     grace_s: float = 10.0
+    # scale-out: async jobs (SubmitAudit/GetAudit/CancelAudit) become Celery tasks on Redis
+    redis_url: str | None = None
+    job_queue: str | None = None  # default relyscope.<model id>, as `relyscope worker` uses
+    job_ttl_s: int = 7 * 24 * 3600
+    redis_prefix: str = "relyscope:"
+    visibility_timeout_s: float = 3600.0
 
 
 def message_size_options(max_bytes: int) -> list[tuple[str, int]]:
@@ -123,7 +133,9 @@ class RelyscopeServer:
         self._loader = loader
         self._pipeline = pipeline
         self.jobs = InProcessJobs(self._audit, queue_size=options.queue_size)
-        self.state = ServiceState(self.jobs, deadline_margin_s=options.deadline_margin_s)
+        self.redis_jobs = _redis_jobs(options)  # raises ConnectionError naming the URL
+        self.state = ServiceState(self.jobs, deadline_margin_s=options.deadline_margin_s,
+                                  async_jobs=self.redis_jobs)
         self.health = health.aio.HealthServicer()
         self.port: int | None = None
         self._server: grpc.aio.Server | None = None
@@ -162,6 +174,8 @@ class RelyscopeServer:
         options = self.options
         engine = await asyncio.wrap_future(self.jobs.call(
             lambda: Engine.load(options.model, options.index, self._loader, self._pipeline)))
+        if self.redis_jobs is not None and self.redis_jobs.queue is None:
+            self.redis_jobs.queue = queue_name(engine.model_info["id"])
         self.state.engine = engine
         log.info("model %s ready", engine.model_info)
         pipeline = health_pb2.HealthCheckResponse.SERVING if engine.pipeline is not None \
@@ -190,19 +204,33 @@ class RelyscopeServer:
             self._loading.cancel()
         self.jobs.shutdown()
         self.state.admission.shutdown(wait=False, cancel_futures=True)
+        if self.redis_jobs is not None:
+            self.redis_jobs.close()  # queued jobs stay in Redis for the next server
 
     async def wait_for_termination(self) -> None:
         assert self._server is not None, "start() first"
         await self._server.wait_for_termination()
 
 
+def _redis_jobs(options: ServeOptions) -> RedisJobs | None:
+    if not options.redis_url:
+        return None
+    from relyscope.service.redis_jobs import RedisJobs
+
+    return RedisJobs(options.redis_url, queue=options.job_queue, prefix=options.redis_prefix,
+                     ttl_seconds=options.job_ttl_s,
+                     visibility_timeout=options.visibility_timeout_s)
+
+
 async def serve(options: ServeOptions, loader: Loader | None = None) -> None:
     """Run until SIGTERM/SIGINT; raises when the model fails to load."""
     server = RelyscopeServer(options, loader)
     port = await server.start()
-    log.warning("relyscope serving on %s:%d (%s, %s); loading the model", options.host, port,
-                "TLS" if options.tls_cert else "plaintext",
-                "bearer auth" if options.auth_token else "no auth")
+    log.warning("relyscope serving on %s:%d (%s, %s, %s); loading the model", options.host,
+                port, "TLS" if options.tls_cert else "plaintext",
+                "bearer auth" if options.auth_token else "no auth",
+                f"async jobs on Redis {options.redis_url}" if options.redis_url
+                else "in-process jobs")
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: asyncio.ensure_future(server.stop()))

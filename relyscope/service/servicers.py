@@ -33,7 +33,7 @@ from relyscope.service.convert import (
 )
 from relyscope.service.engine import Engine
 from relyscope.service.errors import JobError, ServiceError, classify, rich_status
-from relyscope.service.jobs import InProcessJobs, Job, JobState
+from relyscope.service.jobs import InProcessJobs, Job, JobBackend, JobState
 
 T = TypeVar("T")
 
@@ -52,11 +52,17 @@ class ServiceState:
 
     jobs: InProcessJobs
     deadline_margin_s: float = 1.0
+    # SubmitAudit/GetAudit/CancelAudit go here when set (scale-out: RedisJobs)
+    async_jobs: JobBackend | None = None
     engine: Engine | None = None
     # one thread: it owns the engine's admission tokenizer (tokenizers are not thread safe)
     admission: concurrent.futures.ThreadPoolExecutor = field(
         default_factory=lambda: concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="relyscope-admission"))
+
+    @property
+    def job_backend(self) -> JobBackend:
+        return self.async_jobs if self.async_jobs is not None else self.jobs
 
     def require_engine(self) -> Engine:
         if self.engine is None:
@@ -217,7 +223,10 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     async def SubmitAudit(self, request: pb.AuditRequest, context: grpc.aio.ServicerContext
                           ) -> pb.JobResponse:
         try:
-            job = self._submit(request, await self.admit(request, context))
+            admitted = await self.admit(request, context)
+            job = self.state.job_backend.submit(admitted.case, admitted.config,
+                                                request_id=request.id,
+                                                deadline=admitted.deadline)
         except (ServiceError, CaseError) as err:
             await abort(context, err)
         return pb.JobResponse(id=request.id, job=job_to_proto(job))
@@ -225,7 +234,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     async def GetAudit(self, request: pb.JobRequest, context: grpc.aio.ServicerContext
                        ) -> pb.JobResponse:
         try:
-            job = self.state.jobs.get(request.job_id)
+            job = self.state.job_backend.get(request.job_id)
         except ServiceError as err:
             await abort(context, err)
         return pb.JobResponse(id=request.id, job=job_to_proto(job))
@@ -233,7 +242,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     async def CancelAudit(self, request: pb.JobRequest, context: grpc.aio.ServicerContext
                           ) -> pb.JobResponse:
         try:
-            job = self.state.jobs.cancel(request.job_id)
+            job = self.state.job_backend.cancel(request.job_id)
         except ServiceError as err:
             await abort(context, err)
         return pb.JobResponse(id=request.id, job=job_to_proto(job))
