@@ -186,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_service_commands(sub)
 
+    from relyscope.service.worker_commands import add_commands as add_worker_commands
+
+    add_worker_commands(sub)
+
     gate = sub.add_parser("gate", help="fail when a retrieval change lowers reliance "
                                        "(exit 0 pass, 1 regression, 2 usage/input error)")
     gate.add_argument("--eval", help="EVAL.jsonl: one {id, query} per line")

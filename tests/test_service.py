@@ -342,13 +342,13 @@ def test_a_call_deadline_returns_a_partial_report_not_deadline_exceeded(server, 
     case = case.model_copy(update={"sources": case.sources + tuple(
         type(case.sources[0])(**s) for s in extra)})
     heavy = AuditConfig(methods=("loo", "ablation"), ablations=1024, lds_masks=64)
-    # the runner checks its deadline between scoring chunks of 16 variants, and on this
-    # 2-core box one chunk can take 10 s: hence the wide margin
+    # the runner sizes each scoring chunk to the time left (from the last measured pass
+    # time), so it stops a little before its deadline (45 s - 30 s margin = 15 s)
     started = time.monotonic()
     report = client.audit(case, heavy, timeout=45, parameters={"deadline_margin_s": 30.0})
     took = time.monotonic() - started
     assert report.partial, report.cost
-    assert 15 <= took < 45
+    assert 10 <= took < 45  # it used its time budget, then stopped well inside the call
     assert "ablation" in report.settings["cut"]
     assert any("cut" in w for w in report.warnings)
     assert report.ranking("loo")[0] == "d1"  # what was scored in time is still reported
