@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _f(value: Any, digits: int = 2) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+from bench.report import fmt as _f
 
 
 def render(r: dict[str, Any]) -> str:

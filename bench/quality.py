@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scipy.stats import spearmanr
-
 from bench import machine
 from bench.cases import KINDS, generate
 from bench.certify import certify
+from bench.report import fmt as _fmt
 from bench.report import write_json
 from relyscope.audits import run_audit
+from relyscope.audits.metrics import rank_correlation, ranking
 from relyscope.case import AuditConfig, Case, Report
 from relyscope.models import CausalLM, Variant
 
@@ -72,19 +72,6 @@ def scores_of(report: Report, method: str) -> dict[str, float | None]:
         found = report.methods.get("tracing", {}).get("in_distribution") or {}
         return {u.id: found.get(u.id) for u in report.units}
     return {u.id: u.reliance.get(method, u.provenance.get(method)) for u in report.units}
-
-
-def ranking(scores: dict[str, float | None]) -> list[str]:
-    present = [(u, s) for u, s in scores.items() if s is not None and not math.isnan(s)]
-    return [u for u, _ in sorted(present, key=lambda pair: -pair[1])]
-
-
-def spearman(a: dict[str, float | None], b: dict[str, float | None]) -> float | None:
-    shared = [u for u in a if a[u] is not None and b.get(u) is not None]
-    x, y = [a[u] for u in shared], [b[u] for u in shared]
-    if len(shared) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
-        return None
-    return float(spearmanr(x, y).statistic)
 
 
 def topk_drops(lm: CausalLM, case: Case, order: list[str]) -> dict[str, float]:
@@ -144,7 +131,7 @@ def audit_case(lm: CausalLM, case: Case, settings: QualitySettings, paraphrase: 
         entry: dict[str, Any] = {"top": order[0], "topk_drop": drops, "scores": scores,
                                  "hit": (order[0] in gold) if gold else None}
         if paraphrased is not None:
-            entry["stability"] = spearman(scores, scores_of(paraphrased, method))
+            entry["stability"] = rank_correlation(scores, scores_of(paraphrased, method))
         row["methods"][method] = entry
     return row
 
@@ -250,14 +237,6 @@ def run(lm: CausalLM, settings: QualitySettings, out_dir: Path, *, mode: str,
     write_json(out_dir / "quality.json", result)
     (out_dir / "quality.md").write_text(markdown(result), encoding="utf-8")
     return result
-
-
-def _fmt(value: Any, digits: int = 2) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def markdown(result: dict[str, Any]) -> str:

@@ -21,3 +21,12 @@ def _clean(value: Any) -> Any:
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_clean(data), indent=1, default=str) + "\n", encoding="utf-8")
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    """A table cell: floats rounded, None as a dash."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
