@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("which", nargs="?", default="all", choices=["quality", "perf", "all"])
     parser.add_argument("--quick", action="store_true", help="a small run (under 10 minutes)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument("--device", default="cpu",
+                        help="torch device for the model (cuda on a GPU machine)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                        help="the model's dtype for the whole run")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for scoring (default: torch's own setting)")
     args = parser.parse_args(argv)
@@ -43,14 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.which in ("quality", "all"):
         from bench import quality
 
-        lm = CausalLM.load(options=ScoringOptions())
+        lm = CausalLM.load(device=args.device, dtype=args.dtype, options=ScoringOptions())
         settings = quality.QUICK if args.quick else quality.FULL
         result = quality.run(lm, settings, args.out, mode=mode, log=log)
         log(f"quality done in {result['seconds']:.0f}s -> {args.out / 'quality.md'}")
     if args.which in ("perf", "all"):
         from bench import perf
 
-        result = perf.run(perf.QUICK if args.quick else perf.FULL, args.out, mode=mode, log=log)
+        result = perf.run(perf.QUICK if args.quick else perf.FULL, args.out, mode=mode, log=log,
+                          device=args.device, dtype=args.dtype)
         log(f"perf done in {result['seconds']:.0f}s -> {args.out / 'perf.md'}")
     return 0
 

@@ -46,14 +46,24 @@ def machine_info() -> dict[str, Any]:
             "loadavg_start": load()}
 
 
-def matmul_gflops(size: int = 1024, seconds: float = 2.0) -> float:
-    """float32 torch.matmul rate in GFLOP/s (2 n^3 per product), best of short rounds."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_gflops(size: int = 1024, seconds: float = 2.0, *, dtype: torch.dtype = torch.float32,
+                  device: str = "cpu") -> float:
+    """torch.matmul rate in GFLOP/s (2 n^3 per product) at `dtype`, best of short rounds."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
     torch.matmul(a, b)
     best = 0.0
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         started = time.perf_counter()
         torch.matmul(a, b)
+        if a.is_cuda:
+            torch.cuda.synchronize()
         best = max(best, 2 * size**3 / (time.perf_counter() - started) / 1e9)
     return best
+
+
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX); without it
+    bfloat16 runs emulated and is slower than float32."""
+    return bool({"avx512_bf16", "amx_bf16"} & set(cpu_flags()))

@@ -22,8 +22,8 @@ from relyscope.audits.base import AuditContext, Budget
 from relyscope.case import AuditConfig, Case
 from relyscope.models import CausalLM, ScoringOptions, Variant
 
-NAIVE = ScoringOptions(reuse_prefix=False, target_only_logits=False, max_batch_size=1,
-                       prefix_tree=False)
+NAIVE = ScoringOptions(layout="batch", reuse_prefix=False, target_only_logits=False,
+                       max_batch_size=1, prefix_tree=False)
 CC_TEMPLATE = "Context:\n{context}\n\nQuestion: {query}"
 
 

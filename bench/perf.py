@@ -11,6 +11,7 @@ wait policy, mask dedup). Writes ``perf.json`` and ``perf.md``.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import statistics
@@ -40,27 +41,30 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class PerfSettings:
-    cases: int = 3
+    cases: int = 5
     ablations: tuple[int, ...] = (32, 64)
     held_out: int = 32
     source_counts: tuple[int, ...] = (2, 5, 10, 20, 40)
     filler_sentences: tuple[int, ...] = (0, 1, 3, 7)
     curve_config: AuditConfig = field(default_factory=lambda: AuditConfig(
-        methods=("attention", "loo", "ablation"), ablations=32, lds_masks=8))
+        methods=("attention", "loo", "ablation"), ablations=32))
     load_times: bool = True
     prompt_lengths: tuple[int, ...] = (300, 1000)
     peers: tuple[str, ...] = ("contextcite", "naive")
     omp_probe: bool = True
     matmul_seconds: float = 2.0
     scoring_rounds: int = 2
+    # the side by side again with the model object cast to each of these dtypes (where the
+    # hardware runs them natively), ContextCite only; quality scored by the run's own dtype
+    other_dtypes: tuple[str, ...] = ("bfloat16",)
 
 
 FULL = PerfSettings()
 QUICK = PerfSettings(cases=1, ablations=(32,), held_out=16, source_counts=(2, 5),
                      filler_sentences=(0, 1), scoring_rounds=1,
                      curve_config=AuditConfig(methods=("attention", "loo", "ablation"),
-                                              ablations=32, lds_masks=8),
-                     load_times=False, prompt_lengths=(300,))
+                                              ablations=32),
+                     load_times=False, prompt_lengths=(300,), other_dtypes=())
 
 
 # -- cases ----------------------------------------------------------------------------------
@@ -149,21 +153,25 @@ def relyscope_ablation(lm: CausalLM, case: Case, config: AuditConfig, options: S
                        cost.forward_passes * (answer + 1)), info
 
 
-def side_by_side(lm: CausalLM, settings: PerfSettings, params: dict[str, int], log
+def side_by_side(lm: CausalLM, settings: PerfSettings, params: dict[str, int], log, *,
+                 peers: tuple[str, ...] | None = None, evaluator_lm: CausalLM | None = None
                  ) -> dict[str, Any]:
+    """Each contender on each case at each n; quality scored by `evaluator_lm` (default: `lm`)
+    on the same held-out masks, so contenders in different dtypes are judged alike."""
+    peers = settings.peers if peers is None else peers
     rows: list[dict[str, Any]] = []
     for index in range(settings.cases):
         case = perf_case(index)
         held_out = random_masks(settings.held_out, len(case.sources), 0.5,
                                 np.random.default_rng(10_000 + index))
-        evaluator = fresh(lm, "evaluator")
+        evaluator = fresh(evaluator_lm or lm, "evaluator")
         for n in settings.ablations:
             config = AuditConfig(methods=("ablation",), ablations=n)
             runs: dict[str, tuple[Attribution, dict[str, Any]]] = {
                 "relyscope": relyscope_ablation(lm, case, config, lm.scorer.options)}
-            if "contextcite" in settings.peers:
+            if "contextcite" in peers:
                 runs["contextcite"] = run_contextcite(lm, case, n)
-            if "naive" in settings.peers:
+            if "naive" in peers:
                 runs["naive"] = (run_naive(lm, case, config), {})
             for name, (att, info) in runs.items():
                 quality = evaluate(evaluator, case, att.weights, held_out)
@@ -178,7 +186,7 @@ def side_by_side(lm: CausalLM, settings: PerfSettings, params: dict[str, int], l
     summary = {}
     for n in settings.ablations:
         per = {}
-        for name in ("relyscope", *settings.peers):
+        for name in ("relyscope", *peers):
             mine = [r for r in rows if r["n"] == n and r["contender"] == name]
             seconds = statistics.fmean(r["seconds"] for r in mine)
             per[name] = {
@@ -200,7 +208,7 @@ def side_by_side(lm: CausalLM, settings: PerfSettings, params: dict[str, int], l
                 "topk_drop_1": _ratio(base["topk_drop"]["1"], per[other]["topk_drop"]["1"]),
                 "topk_drop_3": _ratio(base["topk_drop"]["3"], per[other]["topk_drop"]["3"]),
                 "lds": _ratio(base["lds"], per[other]["lds"])}
-            for other in settings.peers}}
+            for other in peers}}
     return {"rows": rows, "summary": summary}
 
 
@@ -240,6 +248,7 @@ def curve(lm: CausalLM, cases: list[Case], config: AuditConfig, params: dict[str
 def passes_per_second(lm: CausalLM, length: int, repeats: int = 3) -> dict[str, float]:
     """One full-prompt forward pass (logits at the last position only), repeated."""
     ids = torch.randint(100, 40_000, (1, length), generator=torch.Generator().manual_seed(0))
+    ids = ids.to(lm.scorer.device)
     lm.model(input_ids=ids, logits_to_keep=1)
     started = time.perf_counter()
     for _ in range(repeats):
@@ -250,12 +259,14 @@ def passes_per_second(lm: CausalLM, length: int, repeats: int = 3) -> dict[str, 
 
 
 SCORING_VARIANTS = {
-    "naive": ScoringOptions(reuse_prefix=False, target_only_logits=False, max_batch_size=1,
-                            prefix_tree=False),
-    "prefix_reuse_only": ScoringOptions(target_only_logits=False, prefix_tree=False),
-    "answer_logits_only": ScoringOptions(reuse_prefix=False),
-    "both": ScoringOptions(prefix_tree=False),
-    "both_and_prefix_tree": ScoringOptions(),
+    "naive": ScoringOptions(layout="batch", reuse_prefix=False, target_only_logits=False,
+                            max_batch_size=1, prefix_tree=False),
+    "prefix_reuse_only": ScoringOptions(layout="batch", target_only_logits=False,
+                                        prefix_tree=False),
+    "answer_logits_only": ScoringOptions(layout="batch", reuse_prefix=False),
+    "both": ScoringOptions(layout="batch", prefix_tree=False),
+    "both_and_prefix_tree": ScoringOptions(layout="batch"),
+    "token_trie": ScoringOptions(),
 }
 
 
@@ -288,10 +299,11 @@ def loo_savings(lm: CausalLM, case: Case, rounds: int) -> dict[str, Any]:
 def scoring_changes(lm: CausalLM, case: Case, rounds: int, log) -> dict[str, Any]:
     """The measured effect of this branch's scoring changes on one n=64 ablation audit."""
     config = AuditConfig(methods=("ablation",), ablations=64)
-    variants = {"flat_prefix": ScoringOptions(prefix_tree=False),
-                "prefix_tree": ScoringOptions(),
-                "prefix_tree_1_thread": ScoringOptions(threads=1),
-                "prefix_tree_2_threads": ScoringOptions(threads=2)}
+    variants = {"flat_prefix": ScoringOptions(layout="batch", prefix_tree=False),
+                "prefix_tree": ScoringOptions(layout="batch"),
+                "token_trie": ScoringOptions(),
+                "token_trie_1_thread": ScoringOptions(threads=1),
+                "token_trie_2_threads": ScoringOptions(threads=2)}
     out: dict[str, Any] = {}
     for _ in range(rounds):
         for name, options in variants.items():
@@ -360,8 +372,9 @@ def load_times() -> dict[str, Any]:
 
 
 def run(settings: PerfSettings, out_dir: Path, *, mode: str, log=print,
-        lm: CausalLM | None = None) -> dict[str, Any]:
-    """The whole benchmark; `lm` defaults to the packaged model."""
+        lm: CausalLM | None = None, device: str = "cpu", dtype: str = "float32"
+        ) -> dict[str, Any]:
+    """The whole benchmark; `lm` defaults to the packaged model on `device` in `dtype`."""
     started = time.monotonic()
     info = machine.machine_info()
     result: dict[str, Any] = {"benchmark": "perf", "mode": mode, "machine": info,
@@ -371,11 +384,20 @@ def run(settings: PerfSettings, out_dir: Path, *, mode: str, log=print,
     if settings.load_times:
         result["load_time"] = load_times()
         log(f"load times {result['load_time']}")
-    lm = lm or CausalLM.load()
+    lm = lm or CausalLM.load(device=device, dtype=dtype)
+    device, torch_dtype = str(lm.scorer.device), next(lm.model.parameters()).dtype
+    if device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(lm.scorer.device)
     params = param_counts(lm)
     result["model"] = {**lm.info.__dict__, "params": params}
-    result["matmul_gflops_before"] = machine.matmul_gflops(seconds=settings.matmul_seconds)
+
+    def measure_matmul() -> float:
+        return machine.matmul_gflops(seconds=settings.matmul_seconds, dtype=torch_dtype,
+                                     device=device)
+
+    result["matmul_gflops_before"] = measure_matmul()
     result["side_by_side"] = side_by_side(lm, settings, params, log)
+    result["other_dtypes"] = other_dtypes(lm, settings, params, log)
     result["passes_per_second"] = [passes_per_second(lm, n) for n in settings.prompt_lengths]
     result["loo_savings_5_sources"] = loo_savings(lm, perf_case(0), settings.scoring_rounds)
     result["scoring_changes"] = scoring_changes(lm, perf_case(0), settings.scoring_rounds, log)
@@ -386,8 +408,8 @@ def run(settings: PerfSettings, out_dir: Path, *, mode: str, log=print,
         "context_length": curve(lm, [perf_case(0, extra_sentences=k)
                                      for k in settings.filler_sentences],
                                 settings.curve_config, params, "length", log)}
-    result["matmul_gflops_after"] = machine.matmul_gflops(seconds=settings.matmul_seconds)
-    if settings.omp_probe:
+    result["matmul_gflops_after"] = measure_matmul()
+    if settings.omp_probe and device == "cpu":
         result["omp_wait_policy"] = omp_wait_policy_probe()
     matmul = (result["matmul_gflops_before"] + result["matmul_gflops_after"]) / 2
     result["matmul_gflops"] = matmul
@@ -398,6 +420,30 @@ def run(settings: PerfSettings, out_dir: Path, *, mode: str, log=print,
     (out_dir / "perf.partial.json").unlink(missing_ok=True)
     (out_dir / "perf.md").write_text(markdown(result), encoding="utf-8")
     return result
+
+
+def other_dtypes(lm: CausalLM, settings: PerfSettings, params: dict[str, int], log
+                 ) -> dict[str, Any]:
+    """relyscope vs ContextCite on one model object cast to each other dtype; quality is
+    judged by the run's own model, so a faster dtype cannot hide a worse attribution."""
+    out: dict[str, Any] = {}
+    for name in settings.other_dtypes:
+        dtype = getattr(torch, name)
+        if dtype == next(lm.model.parameters()).dtype:
+            continue
+        if lm.scorer.device.type == "cpu" and dtype == torch.bfloat16 \
+                and not machine.native_bf16():
+            out[name] = {"skipped": "this CPU has no native bfloat16 matmul"}
+            continue
+        cast = CausalLM(copy.deepcopy(lm.model).to(dtype), lm.tokenizer, model_id=lm.info.id,
+                        revision=lm.info.revision, options=lm.scorer.options)
+        block = side_by_side(cast, settings, params, log, peers=("contextcite",),
+                             evaluator_lm=lm)
+        block["matmul_gflops"] = machine.matmul_gflops(
+            seconds=settings.matmul_seconds, dtype=dtype, device=str(lm.scorer.device))
+        out[name] = block
+        del cast
+    return out
 
 
 def flops_share(result: dict[str, Any], matmul: float) -> dict[str, Any]:

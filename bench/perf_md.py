@@ -7,41 +7,66 @@ from typing import Any
 from bench.report import fmt as _f
 
 
-def render(r: dict[str, Any]) -> str:
-    m = r["machine"]
+def _side_by_side(block: dict[str, Any], share: Any) -> list[str]:
     lines = [
-        f"# Performance benchmark ({r['mode']})", "",
-        f"{m['cpu']}, {m['cores']} cores ({', '.join(m['cpu_flags'][:6])}...), torch "
-        f"{m['torch']}, {m['torch_threads']} threads; load average {m['loadavg_start']} at "
-        f"start, {r['loadavg_end']} at end (the machine is shared: compare ratios). Measured "
-        f"float32 matmul: {_f(r['matmul_gflops'], 1)} GFLOP/s.", "",
-        "## relyscope ablation vs ContextCite vs a naive loop (same model object, same cases)",
-        "",
         "| n | contender | audits/s | s/audit | passes/audit | tokens/audit | top-1 drop | "
         "top-3 drop | LDS | P@1 | GFLOP/s | share of matmul |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for n, block in r["side_by_side"]["summary"].items():
-        for name, e in block["contenders"].items():
+    for n, per_n in block["summary"].items():
+        for name, e in per_n["contenders"].items():
             lines.append(
                 f"| {n} | {name} | {_f(e['audits_per_second'], 3)} | "
                 f"{_f(e['seconds_per_audit'], 1)} | {_f(e['forward_passes_per_audit'], 1)} | "
                 f"{_f(e['tokens_per_audit'], 0)} | {_f(e['topk_drop']['1'], 1)} | "
                 f"{_f(e['topk_drop']['3'], 1)} | {_f(e['lds'])} | {_f(e['precision_at_1'])} | "
-                f"{_f(e['achieved_gflops'], 1)} | "
-                f"{_f(r['flops_share'][f'{name}_n{n}'])} |")
+                f"{_f(e['achieved_gflops'], 1)} | {_f(share(name, n, e))} |")
     lines += ["", "Ratios (relyscope / other):", "",
               "| n | vs | audits/s | passes | top-1 drop | top-3 drop | LDS |",
               "|---|---|---|---|---|---|---|"]
-    for n, block in r["side_by_side"]["summary"].items():
-        for name, q in block["ratios"].items():
+    for n, per_n in block["summary"].items():
+        for name, q in per_n["ratios"].items():
             lines.append(f"| {n} | {name.removeprefix('relyscope_vs_')} | "
                          f"{_f(q['audits_per_second'])}x | {_f(q['forward_passes'])} | "
                          f"{_f(q['topk_drop_1'])} | {_f(q['topk_drop_3'])} | {_f(q['lds'])} |")
+    return lines
+
+
+def render(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    dtype = r["model"]["dtype"]
+    where = m.get("gpu") or (f"{m['cpu']}, {m['cores']} cores "
+                             f"({', '.join(m['cpu_flags'][:6])}...)")
+    cases = r["settings"]["cases"]
+    lines = [
+        f"# Performance benchmark ({r['mode']})", "",
+        f"{where}, model on {r['model']['device']} in {dtype}, torch {m['torch']}, "
+        f"{m['torch_threads']} threads; load average {m['loadavg_start']} at start, "
+        f"{r['loadavg_end']} at end (the machine is shared: compare ratios). Measured {dtype} "
+        f"matmul: {_f(r['matmul_gflops'], 1)} GFLOP/s.", "",
+        "## relyscope ablation vs ContextCite vs a naive loop (same model object, same cases)",
+        "",
+        f"Means over {cases} planted-fact cases of 5 sources. Each contender's attribution is "
+        f"judged on the same {r['settings']['held_out']} held-out masks by one scorer (LDS) "
+        "and by removing its top-k sources (log-prob drop, nats). relyscope's time is a whole "
+        "audit: the full answer, the joint removal, the masks, the surrogate, its own "
+        "cross-validated LDS and its top-k faithfulness check.", ""]
+    lines += _side_by_side(r["side_by_side"],
+                           lambda name, n, e: r["flops_share"][f"{name}_n{n}"])
+    for name, block in r.get("other_dtypes", {}).items():
+        lines += ["", f"## The same side by side with the model object in {name}", ""]
+        if "skipped" in block:
+            lines.append(f"Skipped: {block['skipped']}.")
+            continue
+        rate = block["matmul_gflops"]
+        lines += [f"Both contenders run the {name} model; quality is judged by the {dtype} "
+                  f"model as above. Measured {name} matmul: {_f(rate, 1)} GFLOP/s.", ""]
+        lines += _side_by_side(block, lambda _name, _n, e, rate=rate: e["achieved_gflops"]
+                               / rate)
     lines += ["", "## Cost of an audit as it grows", "",
               f"Methods {', '.join(r['curve_config']['methods'])}, "
-              f"{r['curve_config']['ablations']} ablations + {r['curve_config']['lds_masks']} "
-              "held-out masks, faithfulness checks included (tracing's cost per unit is in "
-              "quality.md).", "",
+              f"{r['curve_config']['ablations']} ablations "
+              f"({r['curve_config']['lds_masks'] or 'cross-validated LDS, no'} held-out masks), "
+              "faithfulness checks included (tracing's cost per unit is in quality.md).", "",
               "| curve | sources | prompt tokens | passes | tokens processed | seconds | "
               "scoring GFLOP/s |", "|---|---|---|---|---|---|---|"]
     for label, points in r["curves"].items():
@@ -55,7 +80,7 @@ def render(r: dict[str, Any]) -> str:
     for name, e in r["loo_savings_5_sources"].items():
         lines.append(f"| {name} | {e['forward_passes']} | {e['tokens']} | {_f(e['seconds'])} | "
                      f"{_f(e['speedup_vs_naive'])}x | {_f(e['tokens_ratio_vs_naive'])} |")
-    lines += ["", "## This branch's scoring changes (one n=64 ablation audit, 5 sources)", "",
+    lines += ["", "## Scoring layouts (one n=64 ablation audit, 5 sources)", "",
               "| variant | seconds | tokens | passes | model calls | distinct masks / asked |",
               "|---|---|---|---|---|---|"]
     for name, e in r["scoring_changes"].items():

@@ -275,7 +275,7 @@ class AuditConfig(_Model):
     ablations: int = Field(default=64, ge=4, le=4096)
     ablation_keep_prob: float = Field(default=0.5, gt=0.0, lt=1.0)
     ablation_alpha: float = Field(default=0.01, gt=0.0)
-    lds_masks: int = Field(default=16, ge=0, le=1024)
+    lds_masks: int = Field(default=0, ge=0, le=1024)  # 0: cross-validated LDS
     tracing_samples: int = Field(default=3, ge=1, le=100)
     tracing_noise_scale: float = Field(default=3.0, gt=0.0)
     tracing_window: int = Field(default=5, ge=1)

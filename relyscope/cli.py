@@ -12,6 +12,8 @@ from typing import Any
 
 from relyscope.case import AuditConfig, Case, CaseError, iter_cases, load_case
 
+DTYPES = ("float32", "bfloat16", "float16")  # CausalLM.load(dtype=...) names
+
 DEMO_OUT = Path("out")
 
 
@@ -36,6 +38,11 @@ def add_audit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", help="a local Hugging Face causal LM folder "
                                         "(default: the packaged SmolLM2-135M-Instruct)")
+    parser.add_argument("--device", default="cpu", help="torch device for the model "
+                                                        "(cpu, cuda, cuda:1, ...)")
+    parser.add_argument("--dtype", default="float32", choices=DTYPES,
+                        help="weights and activations: bfloat16 is about 2x faster on CPUs "
+                             "with AVX-512 BF16 and on GPUs, at about 3 significant digits")
 
 
 def audit_config_from(args: argparse.Namespace) -> AuditConfig:
@@ -54,7 +61,7 @@ def _audit_cases(cases: Sequence[Case], args: argparse.Namespace) -> list[Any]:
 
     config = audit_config_from(args)
     print(f"loading model {args.model or 'packaged default'} ...", file=sys.stderr)
-    lm = CausalLM.load(args.model)
+    lm = CausalLM.load(args.model, device=args.device, dtype=args.dtype)
     reports = []
     with tqdm(total=len(cases), unit="case", file=sys.stderr, disable=None) as bar:
         def progress(event: dict[str, Any]) -> None:

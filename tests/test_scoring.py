@@ -7,7 +7,8 @@ from relyscope.models import CausalLM, ScoringOptions, Variant
 from relyscope.models.hooks import decoder_layers, forward_hooks, token_embedding
 from tests.conftest import zelk_case
 
-NAIVE = ScoringOptions(reuse_prefix=False, target_only_logits=False, max_batch_size=1)
+NAIVE = ScoringOptions(layout="batch", reuse_prefix=False, target_only_logits=False,
+                       max_batch_size=1)
 
 
 def _variants(lm: CausalLM):

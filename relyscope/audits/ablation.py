@@ -1,14 +1,21 @@
 """Context ablation: random keep/drop masks and a sparse linear surrogate (ContextCite's recipe).
 
-Each of n masks keeps every unit with probability p (seeded). The target is the logit-scaled
+Each of n masks keeps every unit with probability p (seeded). When n is at least twice the
+number of possible masks (2^units), random draws would visit most of them anyway (86% on
+average), so every mask is used once instead: the same passes or fewer, and a fit on the
+whole mask distribution rather than a sample of it. The target is the logit-scaled
 probability of the whole answer, log p / (1 - p). A LASSO on standardised masks (alpha about
 0.01) maps mask -> target; its weights, mapped back to unstandardised units, are the scores.
-Extra held-out masks measure the surrogate's LDS: the Spearman correlation between what it
-predicts and what the model gives.
+The surrogate's LDS is the Spearman correlation between what it predicts for masks it was not
+fit on and what the model gives. With `lds_masks` > 0 those are extra held-out masks (extra
+forward passes); with 0 (the default) it is cross-validated on the training masks at no extra
+cost: 5 folds over the distinct masks (a repeated mask never sits on both sides of a split),
+each fold predicted by a surrogate fit on the others, the predictions pooled.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 import warnings
 
@@ -21,10 +28,20 @@ from sklearn.preprocessing import StandardScaler
 from relyscope.audits.base import ANSWER, AuditContext, BudgetExhausted, MethodResult, Probe
 
 MIN_MASKS_TO_FIT = 8
+CV_FOLDS = 5
 
 
 def random_masks(n: int, units: int, keep_prob: float, rng: np.random.Generator) -> np.ndarray:
     return rng.random((n, units)) < keep_prob
+
+
+def exhaustive(n: int, units: int, keep_prob: float) -> bool:
+    """Whether every mask once replaces n random ones (uniform masks are p = 0.5's)."""
+    return keep_prob == 0.5 and units <= 16 and n >= 2 * 2**units
+
+
+def all_masks(units: int) -> np.ndarray:
+    return np.array(list(itertools.product((False, True), repeat=units)), dtype=bool)
 
 
 def fit_surrogate(masks: np.ndarray, targets: np.ndarray, alpha: float
@@ -41,6 +58,25 @@ def fit_surrogate(masks: np.ndarray, targets: np.ndarray, alpha: float
     return weights, bias
 
 
+def cross_validated_lds(masks: np.ndarray, targets: np.ndarray, alpha: float, seed: int
+                        ) -> float | None:
+    """LDS from out-of-fold predictions, folds drawn over distinct masks (seeded)."""
+    distinct, which = np.unique(masks, axis=0, return_inverse=True)
+    which = which.reshape(-1)
+    if len(distinct) < 2 * CV_FOLDS:
+        return None
+    fold_of_distinct = np.random.default_rng(seed).permutation(len(distinct)) % CV_FOLDS
+    fold = fold_of_distinct[which]
+    predicted = np.empty(len(masks))
+    for k in range(CV_FOLDS):
+        test = fold == k
+        weights, bias = fit_surrogate(masks[~test], targets[~test], alpha)
+        predicted[test] = masks[test].astype(np.float64) @ weights + bias
+    if np.ptp(predicted) == 0 or np.ptp(targets) == 0:
+        return None
+    return float(spearmanr(predicted, targets).statistic)
+
+
 class ContextAblation:
     name = "ablation"
 
@@ -50,7 +86,10 @@ class ContextAblation:
         config = ctx.config
         rng = np.random.default_rng(config.seed)
         n_units = len(ctx.unit_ids)
-        train = random_masks(config.ablations, n_units, config.ablation_keep_prob, rng)
+        if exhaustive(config.ablations, n_units, config.ablation_keep_prob):
+            train = all_masks(n_units)
+        else:
+            train = random_masks(config.ablations, n_units, config.ablation_keep_prob, rng)
         held_out = random_masks(config.lds_masks, n_units, config.ablation_keep_prob, rng)
         return train, held_out
 
@@ -75,7 +114,9 @@ class ContextAblation:
         extras: dict[str, object] = {
             "masks_fit": int(len(train_rows)), "keep_prob": config.ablation_keep_prob,
             "alpha": config.ablation_alpha, "seed": config.seed, "target": "log p/(1-p)",
-            "distinct_masks": int(len({m.tobytes() for m in masks}))}
+            "distinct_masks": int(len({m.tobytes() for m in masks})),
+            "design": "every mask once" if exhaustive(
+                config.ablations, len(ctx.unit_ids), config.ablation_keep_prob) else "random"}
         if len(train_rows) < MIN_MASKS_TO_FIT:
             cut = cut or "too few masks"
             return MethodResult(self.name, dict.fromkeys(ctx.unit_ids), extras,
@@ -84,7 +125,13 @@ class ContextAblation:
         weights, bias = fit_surrogate(train[train_rows], targets[train_rows],
                                       config.ablation_alpha)
         extras["bias"] = bias
-        extras["lds"] = self._lds(held_out, targets[len(train):], weights, bias)
+        if len(held_out):
+            extras["lds"] = self._lds(held_out, targets[len(train):], weights, bias)
+            extras["lds_on"] = f"{len(held_out)} held-out masks"
+        else:
+            extras["lds"] = cross_validated_lds(train[train_rows], targets[train_rows],
+                                                config.ablation_alpha, config.seed)
+            extras["lds_on"] = f"{CV_FOLDS}-fold cross-validation over the training masks"
         scores = {uid: float(w) for uid, w in zip(ctx.unit_ids, weights, strict=True)}
         return MethodResult(self.name, scores, extras, ctx.budget.spent - passes_before,
                             time.perf_counter() - started, cut)

@@ -39,6 +39,10 @@ class Budget:
     deadline: float | None = None  # time.monotonic() value
     spent: int = 0
 
+    @property
+    def unbounded(self) -> bool:
+        return self.max_passes is None and self.deadline is None
+
     def remaining_passes(self) -> int | None:
         return None if self.max_passes is None else max(0, self.max_passes - self.spent)
 
@@ -127,10 +131,9 @@ class AuditContext:
         """Scores for the probes, charged to the budget; BudgetExhausted when it runs out."""
         wanted = list(dict.fromkeys(p for p in probes if p not in self._scores))
         while wanted:
-            unbounded = self.budget.max_passes is None and self.budget.deadline is None
             # without a budget there is nothing to check between chunks: one call, so every
             # variant shares the batches and the prefix tree
-            step = len(wanted) if unbounded else min(_SCORE_CHUNK, len(wanted))
+            step = len(wanted) if self.budget.unbounded else min(_SCORE_CHUNK, len(wanted))
             affordable = self._affordable(step)
             if affordable == 0:
                 reason = self.budget.check(1) or "time budget: the next pass would not finish"

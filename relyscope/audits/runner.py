@@ -3,8 +3,9 @@
 Order of work (and of cuts when a budget runs out): the full answer and the joint removal of
 all units, then attention, leave-one-out, tool ablation, context ablation, causal tracing,
 and last the faithfulness checks. All removal variants the score-based methods will need are
-scored up front in one batched call, so the shared prompt prefix runs once and duplicate
-variants (an ablation mask equal to a leave-one-out removal, say) run once. A budget cut never
+scored up front in one batched call (with no budget, together with the full answer and the
+joint removal), so every shared token prefix runs once and duplicate variants (an ablation
+mask equal to a leave-one-out removal, say) run once. A budget cut never
 raises: the report is marked partial and says what was cut.
 """
 
@@ -76,21 +77,28 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
     ctx = AuditContext(case, lm, config, budget, emit)
     cuts: dict[str, str] = {}
 
-    try:
-        ctx.score([(Variant(), ANSWER), (ctx.removal(ctx.unit_ids), ANSWER)])
-    except BudgetExhausted as stop:
-        raise BudgetTooSmall(stop.reason) from None
-    full = ctx.full_score()
-    joint = ctx.score([(ctx.removal(ctx.unit_ids), ANSWER)])[(ctx.removal(ctx.unit_ids), ANSWER)]
-
     wanted = [m for m in PRIORITY if m in config.methods]
     if "tools" in wanted and not case.tool_calls:
         wanted.remove("tools")
     methods = {name: METHODS[name]() for name in wanted}
-    results: dict[str, MethodResult] = {}
-    errors: dict[str, str] = {}
+    head = [(Variant(), ANSWER), (ctx.removal(ctx.unit_ids), ANSWER)]
     attributed: dict[str, int] | None = None
     shared_seconds = 0.0
+    shared_started = time.perf_counter()
+    if budget.unbounded:  # nothing can be cut: every variant goes in one call
+        planned, attributed = _plan(ctx, methods)
+        ctx.score(head + planned)
+        shared_seconds = time.perf_counter() - shared_started
+    else:  # these two first: a budget that cannot afford them fails the audit
+        try:
+            ctx.score(head)
+        except BudgetExhausted as stop:
+            raise BudgetTooSmall(stop.reason) from None
+    full = ctx.full_score()
+    joint = ctx.score([head[1]])[head[1]]
+
+    results: dict[str, MethodResult] = {}
+    errors: dict[str, str] = {}
     for name, method in methods.items():
         if attributed is None and hasattr(method, "plan"):
             shared_started = time.perf_counter()
@@ -139,12 +147,9 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
     return report
 
 
-def _prescore(ctx: AuditContext, methods: dict[str, Method]) -> dict[str, int]:
-    """Score every variant the score-based methods will ask for, in one batched call, in
-    method priority order so a pass budget cuts the lowest-priority work first.
-
-    Returns the variants attributed to each method: those no higher-priority method needed.
-    """
+def _plan(ctx: AuditContext, methods: dict[str, Method]) -> tuple[list[Probe], dict[str, int]]:
+    """Every variant the score-based methods will ask for, in method priority order, and the
+    number attributed to each method: those no higher-priority method needed."""
     probes: list[Probe] = []
     attributed: dict[str, int] = {}
     for name, method in methods.items():
@@ -153,6 +158,13 @@ def _prescore(ctx: AuditContext, methods: dict[str, Method]) -> dict[str, int]:
             before = len(set(probes))
             probes += plan(ctx)
             attributed[name] = len(set(probes)) - before
+    return probes, attributed
+
+
+def _prescore(ctx: AuditContext, methods: dict[str, Method]) -> dict[str, int]:
+    """Score the planned variants in one batched call, in priority order so a budget cuts
+    the lowest-priority work first."""
+    probes, attributed = _plan(ctx, methods)
     with contextlib.suppress(BudgetExhausted):  # each method records its own cut
         ctx.score(probes)
     return attributed

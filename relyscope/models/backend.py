@@ -62,7 +62,10 @@ class CausalLM:
             max_positions=getattr(model.config, "max_position_embeddings", None),
             dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
             device=str(next(model.parameters()).device))
-        self.scorer = BatchScorer(model, pad_token_id=pad, namespace=f"{model_id}@{revision}",
+        # scores differ by dtype (bfloat16 keeps about 3 significant digits): one cache
+        # namespace per model and dtype
+        namespace = f"{model_id}@{revision}:{self.info.dtype}"
+        self.scorer = BatchScorer(model, pad_token_id=pad, namespace=namespace,
                                   cache=cache if cache is not None else MemoryScoreCache(),
                                   options=options)
 
@@ -70,8 +73,9 @@ class CausalLM:
 
     @classmethod
     def load(cls, name_or_path: str | None = None, *, device: str = "cpu",
-             dtype: torch.dtype = torch.float32, cache: ScoreCache | None = None,
+             dtype: torch.dtype | str = torch.float32, cache: ScoreCache | None = None,
              options: ScoringOptions | None = None) -> CausalLM:
+        dtype = _torch_dtype(dtype)
         if name_or_path in (None, "", DEFAULT_MODEL):
             folder, revision = packaged_model_dir()
             model_id = DEFAULT_MODEL
@@ -149,6 +153,16 @@ class CausalLM:
             yield
         finally:
             self.model.set_attn_implementation(previous)
+
+
+def _torch_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    value = getattr(torch, str(dtype), None)
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        raise ValueError(f"dtype: {dtype!r} is not a torch floating-point dtype "
+                         "(float32, bfloat16, float16)")
+    return value
 
 
 def _folder_revision(folder: Path) -> str:

@@ -24,10 +24,12 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import torch
 from transformers import PreTrainedModel
+
+from relyscope.models.tree import TokenTrie, TreeRunner, supports_tree_layout
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,10 @@ class MemoryScoreCache:
 
 @dataclass
 class ScoringOptions:
+    # "tree": the variants' token trie runs once, depth-first, in chunks (models/tree.py);
+    # "batch": padded batches over a shared prefix (the options below apply to it)
+    layout: Literal["tree", "batch"] = "tree"
+    tree_chunk_tokens: int = 512
     reuse_prefix: bool = True
     target_only_logits: bool = True
     max_batch_tokens: int = 6144
@@ -151,6 +157,7 @@ class BatchScorer:
         self.cost = Cost()
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._tree_ok: bool | None = None
 
     @property
     def device(self) -> torch.device:
@@ -186,10 +193,28 @@ class BatchScorer:
 
     @torch.inference_mode()
     def _compute(self, items: list[ScoreItem], max_prefix: int | None) -> list[TargetScore]:
-        scores: list[TargetScore | None] = [None] * len(items)
         with _threads(self.options.threads):
+            if self._tree_layout(max_prefix):
+                return self._compute_tree(items)
+            scores: list[TargetScore | None] = [None] * len(items)
             self._compute_group(items, list(range(len(items))), 0, None, max_prefix, scores)
         return scores  # type: ignore[return-value]
+
+    def _tree_layout(self, max_prefix: int | None) -> bool:
+        if self.options.layout != "tree" or max_prefix is not None:
+            return False
+        if self._tree_ok is None:
+            self._tree_ok = supports_tree_layout(self.model)
+        return self._tree_ok
+
+    def _compute_tree(self, items: list[ScoreItem]) -> list[TargetScore]:
+        trie = TokenTrie.build([item.input_ids for item in items])
+        runner = TreeRunner(self.model, self.options.tree_chunk_tokens, cache_kw=self._cache_kw)
+        logprobs = runner.target_logprobs(trie, [item.target_len for item in items])
+        self.cost.model_calls += runner.model_calls
+        self.cost.forward_passes += len(items)
+        self.cost.tokens += len(trie)
+        return [TargetScore(tuple(row)) for row in logprobs]
 
     def _compute_group(self, items: list[ScoreItem], group: list[int], prefix_len: int,
                        prefix_cache: object, max_prefix: int | None,

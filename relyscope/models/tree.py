@@ -1,0 +1,175 @@
+"""Token-trie scoring: every distinct token prefix among the variants runs exactly once.
+
+Ablation variants of one case share most of their tokens, but not as one common prefix:
+dropping source 2 changes everything after it, while every mask that keeps sources 1 and 2
+shares their tokens. Merged into a trie, the variants' sequences hold each distinct prefix
+once. The trie's tokens are laid out in depth-first order and run as one sequence per model
+call, in chunks of up to `chunk_tokens`: each token attends only to its ancestors (a 4D
+boolean mask) and takes its depth as position, so it computes exactly what it would in its
+own variant's forward pass. Between chunks the KV cache keeps only the path to the next
+chunk's first token (in depth-first order nothing else is an ancestor of a token still to
+run). No padding, no prefix runs twice, and the matmuls are chunk-sized, not variant-sized.
+
+The same idea is tree attention in speculative decoding (SpecInfer, Medusa); here it scores
+teacher-forced targets instead of drafting tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache, PreTrainedModel
+from transformers.cache_utils import DynamicLayer
+
+
+@dataclass(frozen=True)
+class TokenTrie:
+    """The variants' token sequences merged into a trie, nodes in depth-first order.
+
+    `subtree_end[j]` is one past the last node of j's subtree, so node j is an ancestor of
+    (or is) node q exactly when ``j <= q < subtree_end[j]``.
+    """
+
+    tokens: list[int]
+    depth: list[int]
+    parent: list[int]
+    subtree_end: list[int]
+    paths: list[list[int]]  # per sequence, the node of each of its tokens
+
+    @classmethod
+    def build(cls, sequences: Sequence[Sequence[int]]) -> TokenTrie:
+        """Insert the sequences in sorted order: each then shares with the trie exactly its
+        common prefix with the one before it, and new nodes come out in depth-first order."""
+        tokens: list[int] = []
+        depth: list[int] = []
+        parent: list[int] = []
+        paths: list[list[int]] = [[] for _ in sequences]
+        path: list[int] = []
+        previous: Sequence[int] = ()
+        for index in sorted(range(len(sequences)), key=lambda i: tuple(sequences[i])):
+            ids = sequences[index]
+            shared = _common_prefix(previous, ids)
+            del path[shared:]
+            for position in range(shared, len(ids)):
+                path.append(len(tokens))
+                tokens.append(ids[position])
+                depth.append(position)
+                parent.append(path[-2] if len(path) > 1 else -1)
+            paths[index] = list(path)
+            previous = ids
+        return cls(tokens, depth, parent, _subtree_ends(depth), paths)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def ancestors(self, node: int) -> list[int]:
+        """The nodes above `node`, root first."""
+        chain = []
+        node = self.parent[node]
+        while node >= 0:
+            chain.append(node)
+            node = self.parent[node]
+        return chain[::-1]
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    length = 0
+    for x, y in zip(a, b):  # noqa: B905 - lengths differ by design
+        if x != y:
+            break
+        length += 1
+    return length
+
+
+def _subtree_ends(depth: list[int]) -> list[int]:
+    """In depth-first order a subtree ends where the next node at the same depth or above
+    starts."""
+    ends = [len(depth)] * len(depth)
+    open_nodes: list[int] = []
+    for node, d in enumerate(depth):
+        while open_nodes and depth[open_nodes[-1]] >= d:
+            ends[open_nodes.pop()] = node
+        open_nodes.append(node)
+    return ends
+
+
+def supports_tree_layout(model: PreTrainedModel) -> bool:
+    """The layout needs a custom 4D mask honoured as given and a plain growing KV cache that
+    can be compacted; sliding-window and quantised caches, and flash attention (no arbitrary
+    masks), are left to the padded-batch layout."""
+    if model.config._attn_implementation not in ("sdpa", "eager"):
+        return False
+    cache = DynamicCache(config=model.config)
+    return all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
+class TreeRunner:
+    """Runs a TokenTrie through a causal LM and returns each sequence's target log-probs."""
+
+    def __init__(self, model: PreTrainedModel, chunk_tokens: int, *,
+                 cache_kw: str = "past_key_values") -> None:
+        self.model = model
+        self.cache_kw = cache_kw  # the forward() argument that takes the KV cache
+        self.chunk_tokens = max(1, chunk_tokens)
+        self.model_calls = 0
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.inference_mode()
+    def target_logprobs(self, trie: TokenTrie, target_lens: Sequence[int]
+                        ) -> list[list[float]]:
+        """Log-probs of each sequence's last `target_lens[i]` tokens, each given all before it."""
+        # (node whose logits predict, token predicted) for every target token of every sequence
+        wanted: dict[tuple[int, int], int] = {}
+        slots: list[list[int]] = []
+        for path, target_len in zip(trie.paths, target_lens, strict=True):
+            row = []
+            for k in range(len(path) - target_len, len(path)):
+                pair = (path[k - 1], trie.tokens[path[k]])
+                row.append(wanted.setdefault(pair, len(wanted)))
+            slots.append(row)
+        by_node: dict[int, list[tuple[int, int]]] = {}
+        for (node, token), slot in wanted.items():
+            by_node.setdefault(node, []).append((token, slot))
+        values = torch.empty(len(wanted), dtype=torch.float32)
+
+        ends = torch.tensor(trie.subtree_end)
+        cache = DynamicCache(config=self.model.config)
+        live: list[int] = []  # the nodes whose keys and values the cache holds, in its order
+        for start in range(0, len(trie), self.chunk_tokens):
+            stop = min(start + self.chunk_tokens, len(trie))
+            keys = torch.tensor(live + list(range(start, stop)))
+            queries = torch.arange(start, stop)
+            mask = (keys[None, :] <= queries[:, None]) & (queries[:, None] < ends[keys][None, :])
+            keep = [n for n in range(start, stop) if n in by_node]
+            out = self.model(
+                input_ids=torch.tensor([trie.tokens[start:stop]], device=self.device),
+                position_ids=torch.tensor([trie.depth[start:stop]], device=self.device),
+                attention_mask=mask[None, None].to(self.device),
+                use_cache=True, **{self.cache_kw: cache},
+                logits_to_keep=torch.tensor([n - start for n in keep] or [0],
+                                            device=self.device))
+            self.model_calls += 1
+            if keep:
+                logprobs = torch.log_softmax(out.logits[0].float(), dim=-1).cpu()
+                for row, node in enumerate(keep):
+                    for token, slot in by_node[node]:
+                        values[slot] = logprobs[row, token]
+            if stop < len(trie):
+                live = self._compact(cache, live + list(range(start, stop)),
+                                     trie.ancestors(stop))
+        return [[float(values[s]) for s in row] for row in slots]
+
+    def _compact(self, cache: DynamicCache, held: list[int], needed: list[int]) -> list[int]:
+        """Keep only `needed` (a subset of `held`) in the cache, in that order."""
+        position = {node: i for i, node in enumerate(held)}
+        index = torch.tensor([position[n] for n in needed], dtype=torch.long,
+                             device=self.device)
+        for layer in cache.layers:
+            layer.keys = layer.keys.index_select(-2, index)
+            layer.values = layer.values.index_select(-2, index)
+        return list(needed)
