@@ -107,6 +107,7 @@ def run_naive(model_lm: CausalLM, case: Case, config: AuditConfig) -> Attributio
         rendered = renderer.render(Variant.without(dropped))
         targets.append(lm.score([rendered])[0].logit_prob)
         positions += len(rendered.input_ids)
-    weights, bias = fit_surrogate(train, np.array(targets[1:]), config.ablation_alpha)
+    weights, bias = fit_surrogate(train, np.array(targets[1:]), config.ablation_alpha,
+                                  len(renderer.render().target_ids))
     seconds = time.perf_counter() - started
     return Attribution(weights, bias, seconds, lm.cost.forward_passes, lm.cost.tokens, positions)

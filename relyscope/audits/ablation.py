@@ -4,8 +4,9 @@ Each of n masks keeps every unit with probability p (seeded). When n is at least
 number of possible masks (2^units), random draws would visit most of them anyway (86% on
 average), so every mask is used once instead: the same passes or fewer, and a fit on the
 whole mask distribution rather than a sample of it. The target is the logit-scaled
-probability of the whole answer, log p / (1 - p). A LASSO on standardised masks (alpha about
-0.01) maps mask -> target; its weights, mapped back to unstandardised units, are the scores.
+probability of the whole answer, log p / (1 - p). A LASSO on standardised masks (alpha 0.01
+per answer token, as ContextCite scales it) maps mask -> target; its weights, mapped back to
+unstandardised units, are the scores.
 The surrogate's LDS is the Spearman correlation between what it predicts for masks it was not
 fit on and what the model gives. With `lds_masks` > 0 those are extra held-out masks (extra
 forward passes); with 0 (the default) it is cross-validated on the training masks at no extra
@@ -44,22 +45,26 @@ def all_masks(units: int) -> np.ndarray:
     return np.array(list(itertools.product((False, True), repeat=units)), dtype=bool)
 
 
-def fit_surrogate(masks: np.ndarray, targets: np.ndarray, alpha: float
+def fit_surrogate(masks: np.ndarray, targets: np.ndarray, alpha: float, answer_tokens: int = 1
                   ) -> tuple[np.ndarray, float]:
-    """LASSO on standardised masks; returns weights and bias in unstandardised mask space."""
+    """LASSO on standardised masks; returns weights and bias in unstandardised mask space.
+
+    As in ContextCite, the target is divided by the answer's token count for the fit and the
+    weights scaled back after, so the penalty grows with the answer: alpha is per token."""
     scaler = StandardScaler()
     scaled = scaler.fit_transform(masks.astype(np.float64))
     scale = np.where(scaler.scale_ == 0, 1.0, scaler.scale_)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        lasso = Lasso(alpha=alpha, fit_intercept=True, max_iter=10_000).fit(scaled, targets)
-    weights = lasso.coef_ / scale
-    bias = float(lasso.intercept_ - np.dot(scaler.mean_, weights))
+        lasso = Lasso(alpha=alpha, fit_intercept=True, max_iter=10_000).fit(
+            scaled, targets / answer_tokens)
+    weights = lasso.coef_ / scale * answer_tokens
+    bias = float(lasso.intercept_ * answer_tokens - np.dot(scaler.mean_, weights))
     return weights, bias
 
 
-def cross_validated_lds(masks: np.ndarray, targets: np.ndarray, alpha: float, seed: int
-                        ) -> float | None:
+def cross_validated_lds(masks: np.ndarray, targets: np.ndarray, alpha: float, seed: int,
+                        answer_tokens: int = 1) -> float | None:
     """LDS from out-of-fold predictions, folds drawn over distinct masks (seeded)."""
     distinct, which = np.unique(masks, axis=0, return_inverse=True)
     which = which.reshape(-1)
@@ -70,7 +75,7 @@ def cross_validated_lds(masks: np.ndarray, targets: np.ndarray, alpha: float, se
     predicted = np.empty(len(masks))
     for k in range(CV_FOLDS):
         test = fold == k
-        weights, bias = fit_surrogate(masks[~test], targets[~test], alpha)
+        weights, bias = fit_surrogate(masks[~test], targets[~test], alpha, answer_tokens)
         predicted[test] = masks[test].astype(np.float64) @ weights + bias
     if np.ptp(predicted) == 0 or np.ptp(targets) == 0:
         return None
@@ -113,7 +118,8 @@ class ContextAblation:
         train_rows = np.flatnonzero(have[:len(train)])
         extras: dict[str, object] = {
             "masks_fit": int(len(train_rows)), "keep_prob": config.ablation_keep_prob,
-            "alpha": config.ablation_alpha, "seed": config.seed, "target": "log p/(1-p)",
+            "alpha": config.ablation_alpha, "alpha_per": "answer token", "seed": config.seed,
+            "target": "log p/(1-p)",
             "distinct_masks": int(len({m.tobytes() for m in masks})),
             "design": "every mask once" if exhaustive(
                 config.ablations, len(ctx.unit_ids), config.ablation_keep_prob) else "random"}
@@ -122,15 +128,17 @@ class ContextAblation:
             return MethodResult(self.name, dict.fromkeys(ctx.unit_ids), extras,
                                 ctx.budget.spent - passes_before,
                                 time.perf_counter() - started, cut)
+        answer_tokens = len(ctx.full.target_ids)
         weights, bias = fit_surrogate(train[train_rows], targets[train_rows],
-                                      config.ablation_alpha)
+                                      config.ablation_alpha, answer_tokens)
         extras["bias"] = bias
         if len(held_out):
             extras["lds"] = self._lds(held_out, targets[len(train):], weights, bias)
             extras["lds_on"] = f"{len(held_out)} held-out masks"
         else:
             extras["lds"] = cross_validated_lds(train[train_rows], targets[train_rows],
-                                                config.ablation_alpha, config.seed)
+                                                config.ablation_alpha, config.seed,
+                                                answer_tokens)
             extras["lds_on"] = f"{CV_FOLDS}-fold cross-validation over the training masks"
         scores = {uid: float(w) for uid, w in zip(ctx.unit_ids, weights, strict=True)}
         return MethodResult(self.name, scores, extras, ctx.budget.spent - passes_before,
