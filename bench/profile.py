@@ -25,7 +25,8 @@ from relyscope.models import CausalLM  # noqa: E402
 
 BUCKETS = {"matmul (torch linear)": ("_nn.linear",),
            "attention (sdpa)": ("scaled_dot_product_attention",),
-           "KV cache copies": ("deepcopy", "batch_repeat_interleave", "_reconstruct"),
+           "KV cache copies": ("deepcopy", "batch_repeat_interleave", "_reconstruct",
+                               "index_select"),
            "rendering + tokenising": ("apply_chat_template", "_encode_plus", "__call__' of "
                                       "'tokenizers", "encode_batch")}
 

@@ -44,12 +44,12 @@ class QualitySettings:
 QUICK = QualitySettings(
     counts={"single": 3, "entity": 1, "redundant": 1, "conflicting": 1, "parametric": 1,
             "tools": 2},
-    config=AuditConfig(ablations=32, lds_masks=8, tracing_samples=2, tracing_top_units=0),
+    config=AuditConfig(ablations=32, tracing_samples=2, tracing_top_units=0),
     paraphrase_cases=4)
 FULL = QualitySettings(
     counts={"single": 30, "entity": 5, "redundant": 5, "conflicting": 5, "parametric": 5,
             "tools": 6},
-    config=AuditConfig(ablations=32, lds_masks=8, tracing_samples=2, tracing_top_units=0),
+    config=AuditConfig(ablations=32, tracing_samples=2, tracing_top_units=0),
     paraphrase_cases=14)
 
 
