@@ -47,3 +47,21 @@ def test_enough_masks_for_every_subset_twice_over_use_each_subset_once(tiny_lm):
                                                         ablations=2 * 2**units - 1))
     assert fewer.methods["ablation"]["design"] == "random"
     assert fewer.methods["ablation"]["masks_fit"] == 2 * 2**units - 1
+
+
+def test_a_pass_budget_that_fits_gives_the_unbudgeted_scores_in_few_calls(tiny_lm):
+    from relyscope.models import CausalLM
+
+    config = AuditConfig(methods=("loo", "ablation"), ablations=24)
+    free_lm = CausalLM(tiny_lm.model, tiny_lm.tokenizer, model_id="t", revision="free")
+    capped_lm = CausalLM(tiny_lm.model, tiny_lm.tokenizer, model_id="t", revision="capped")
+    free = run_audit(zelk_case(), free_lm, config)
+    capped = run_audit(zelk_case(), capped_lm,
+                       config.model_copy(update={"max_forward_passes": 500}))
+    assert not capped.partial
+    for unit in free.units:  # equal up to float rounding (the chunks differ)
+        got = capped.unit(unit.id).reliance
+        for method, value in unit.reliance.items():
+            assert (got[method] is None) if value is None else abs(got[method] - value) < 1e-4
+    # head, planned variants, faithfulness: three tries, not one per 16 variants
+    assert capped_lm.cost.model_calls <= free_lm.cost.model_calls + 1

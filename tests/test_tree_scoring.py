@@ -83,3 +83,17 @@ def test_sliding_window_models_fall_back_to_padded_batches(real_lm):
     lm.score(rendered)
     # padded batches: no trie, so more tokens than the distinct prefixes
     assert lm.cost.tokens > len(TokenTrie.build([r.input_ids for r in rendered]))
+
+
+@pytest.mark.real_model
+def test_eager_attention_reads_the_tree_mask_as_additive(real_lm):
+    rendered = _variants(real_lm)[:6]
+    plain = CausalLM(real_lm.model, real_lm.tokenizer, model_id="x", revision="plain-eager",
+                     options=PLAIN)
+    tree = CausalLM(real_lm.model, real_lm.tokenizer, model_id="x", revision="tree-eager",
+                    options=ScoringOptions(tree_chunk_tokens=50))
+    want = plain.score(rendered)
+    with real_lm.eager_attention():
+        got = tree.score(rendered)
+    for g, w in zip(got, want, strict=True):
+        assert abs(g.total - w.total) < 1e-3

@@ -131,9 +131,11 @@ class AuditContext:
         """Scores for the probes, charged to the budget; BudgetExhausted when it runs out."""
         wanted = list(dict.fromkeys(p for p in probes if p not in self._scores))
         while wanted:
-            # without a budget there is nothing to check between chunks: one call, so every
-            # variant shares the batches and the prefix tree
-            step = len(wanted) if self.budget.unbounded else min(_SCORE_CHUNK, len(wanted))
+            # without a deadline nothing changes between chunks (a pass budget is known up
+            # front): one call, so every variant shares the token trie; with a deadline,
+            # chunks, so the time left is checked between them
+            step = (len(wanted) if self.budget.deadline is None
+                    else min(_SCORE_CHUNK, len(wanted)))
             affordable = self._affordable(step)
             if affordable == 0:
                 reason = self.budget.check(1) or "time budget: the next pass would not finish"

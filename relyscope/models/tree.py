@@ -144,12 +144,13 @@ class TreeRunner:
             stop = min(start + self.chunk_tokens, len(trie))
             keys = torch.tensor(live + list(range(start, stop)))
             queries = torch.arange(start, stop)
-            mask = (keys[None, :] <= queries[:, None]) & (queries[:, None] < ends[keys][None, :])
+            visible = ((keys[None, :] <= queries[:, None])
+                       & (queries[:, None] < ends[keys][None, :]))
             keep = [n for n in range(start, stop) if n in by_node]
             out = self.model(
                 input_ids=torch.tensor([trie.tokens[start:stop]], device=self.device),
                 position_ids=torch.tensor([trie.depth[start:stop]], device=self.device),
-                attention_mask=mask[None, None].to(self.device),
+                attention_mask=self._mask(visible),
                 use_cache=True, **{self.cache_kw: cache},
                 logits_to_keep=torch.tensor([n - start for n in keep] or [0],
                                             device=self.device))
@@ -163,6 +164,16 @@ class TreeRunner:
                 live = self._compact(cache, live + list(range(start, stop)),
                                      trie.ancestors(stop))
         return [[float(values[s]) for s in row] for row in slots]
+
+    def _mask(self, visible: torch.Tensor) -> torch.Tensor:
+        """The 4D mask as the attention implementation reads it: SDPA takes booleans (True
+        attends); eager attention adds the mask to its scores, so it gets 0 / -inf floats."""
+        visible = visible[None, None].to(self.device)
+        if self.model.config._attn_implementation == "sdpa":
+            return visible
+        dtype = next(self.model.parameters()).dtype
+        return torch.zeros(visible.shape, dtype=dtype, device=self.device).masked_fill(
+            ~visible, torch.finfo(dtype).min)
 
     def _compact(self, cache: DynamicCache, held: list[int], needed: list[int]) -> list[int]:
         """Keep only `needed` (a subset of `held`) in the cache, in that order."""
