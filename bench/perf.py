@@ -55,7 +55,7 @@ class PerfSettings:
     matmul_seconds: float = 2.0
     scoring_rounds: int = 2
     # the side by side again with the model object cast to each of these dtypes (where the
-    # hardware runs them natively), ContextCite only; quality scored by the run's own dtype
+    # hardware runs them natively), without the naive loop; quality judged in the run's dtype
     other_dtypes: tuple[str, ...] = ("bfloat16",)
 
 
@@ -424,7 +424,7 @@ def run(settings: PerfSettings, out_dir: Path, *, mode: str, log=print,
 
 def other_dtypes(lm: CausalLM, settings: PerfSettings, params: dict[str, int], log
                  ) -> dict[str, Any]:
-    """relyscope vs ContextCite on one model object cast to each other dtype; quality is
+    """relyscope vs its peers on one model object cast to each other dtype; quality is
     judged by the run's own model, so a faster dtype cannot hide a worse attribution."""
     out: dict[str, Any] = {}
     for name in settings.other_dtypes:
@@ -437,8 +437,8 @@ def other_dtypes(lm: CausalLM, settings: PerfSettings, params: dict[str, int], l
             continue
         cast = CausalLM(copy.deepcopy(lm.model).to(dtype), lm.tokenizer, model_id=lm.info.id,
                         revision=lm.info.revision, options=lm.scorer.options)
-        block = side_by_side(cast, settings, params, log, peers=("contextcite",),
-                             evaluator_lm=lm)
+        peers = tuple(p for p in settings.peers if p != "naive")  # the loop adds nothing here
+        block = side_by_side(cast, settings, params, log, peers=peers, evaluator_lm=lm)
         block["matmul_gflops"] = machine.matmul_gflops(
             seconds=settings.matmul_seconds, dtype=dtype, device=str(lm.scorer.device))
         out[name] = block

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from bench import perf
+from bench import machine, perf
 from bench.cases import KINDS, generate
 from bench.certify import certify, contains
 
@@ -61,4 +61,12 @@ def test_the_perf_harness_writes_sane_json_on_a_tiny_model(tiny_lm, tmp_path):
     assert savings["naive"]["forward_passes"] == savings["both"]["forward_passes"] == 6
     assert savings["both"]["tokens"] < savings["naive"]["tokens"]
     assert [p["sources"] for p in data["curves"]["sources"]] == [2, 3]
+    bf16 = data["other_dtypes"]["bfloat16"]
+    if machine.native_bf16():
+        cast = bf16["summary"]["8"]["contenders"]
+        assert set(cast) == {"relyscope"}  # the naive loop is not repeated per dtype
+        assert cast["relyscope"]["tokens_per_audit"] == mine["tokens_per_audit"]
+        assert bf16["matmul_gflops"] > 0
+    else:
+        assert "native bfloat16" in bf16["skipped"]
     assert result["seconds"] > 0
