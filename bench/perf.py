@@ -25,14 +25,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 
 from bench import machine
 from bench.cases import FILLERS, CaseFactory
 from bench.peers import Attribution, run_contextcite, run_naive
 from bench.report import write_json
 from relyscope.audits import run_audit
-from relyscope.audits.ablation import random_masks
+from relyscope.audits.ablation import random_masks, spearman_lds
 from relyscope.case import AuditConfig, Case
 from relyscope.models import CausalLM, ScoringOptions, Variant
 
@@ -126,8 +125,7 @@ def evaluate(lm: CausalLM, case: Case, weights: np.ndarray, masks: np.ndarray
     full, top1, top3, rest = scores[0], scores[1], scores[2], scores[3:]
     actual = np.array([s.logit_prob for s in rest])
     predicted = masks.astype(float) @ weights
-    lds = (float(spearmanr(predicted, actual).statistic)
-           if np.ptp(predicted) > 0 and np.ptp(actual) > 0 else None)
+    lds = spearman_lds(predicted, actual)
     return {"lds": lds, "topk_drop": {"1": full.total - top1.total, "3": full.total - top3.total},
             "top1": order[0], "hit": order[0] in case.metadata["gold"]}
 

@@ -77,9 +77,15 @@ def cross_validated_lds(masks: np.ndarray, targets: np.ndarray, alpha: float, se
         test = fold == k
         weights, bias = fit_surrogate(masks[~test], targets[~test], alpha, answer_tokens)
         predicted[test] = masks[test].astype(np.float64) @ weights + bias
-    if np.ptp(predicted) == 0 or np.ptp(targets) == 0:
+    return spearman_lds(predicted, targets)
+
+
+def spearman_lds(predicted: np.ndarray, actual: np.ndarray) -> float | None:
+    """The LDS: Spearman correlation of predicted and actual targets; None where either side
+    is constant (the correlation is undefined)."""
+    if np.ptp(predicted) == 0 or np.ptp(actual) == 0:
         return None
-    return float(spearmanr(predicted, targets).statistic)
+    return float(spearmanr(predicted, actual).statistic)
 
 
 class ContextAblation:
@@ -155,7 +161,4 @@ class ContextAblation:
         ok = ~np.isnan(actual)
         if ok.sum() < 3:
             return None
-        predicted = masks[ok].astype(np.float64) @ weights + bias
-        if np.ptp(predicted) == 0 or np.ptp(actual[ok]) == 0:
-            return None
-        return float(spearmanr(predicted, actual[ok]).statistic)
+        return spearman_lds(masks[ok].astype(np.float64) @ weights + bias, actual[ok])

@@ -155,11 +155,12 @@ class TreeRunner:
                 logits_to_keep=torch.tensor([n - start for n in keep] or [0],
                                             device=self.device))
             self.model_calls += 1
-            if keep:
-                logprobs = torch.log_softmax(out.logits[0].float(), dim=-1).cpu()
-                for row, node in enumerate(keep):
-                    for token, slot in by_node[node]:
-                        values[slot] = logprobs[row, token]
+            if keep:  # pick the wanted entries on the model's device, copy only those
+                picks = [(row, token, slot) for row, node in enumerate(keep)
+                         for token, slot in by_node[node]]
+                rows, tokens, slots_here = (list(column) for column in zip(*picks, strict=True))
+                logprobs = torch.log_softmax(out.logits[0].float(), dim=-1)
+                values[slots_here] = logprobs[rows, tokens].cpu()
             if stop < len(trie):
                 live = self._compact(cache, live + list(range(start, stop)),
                                      trie.ancestors(stop))
