@@ -29,7 +29,7 @@ test: setup
 
 # regenerate the committed gRPC stubs from proto/ (a test fails when they are stale)
 proto: setup
-	$(BIN)/python -m relyscope.service.gen_proto
+	$(BIN)/python -m tools.gen_proto
 
 # quality + performance benchmarks (full: about 30 min here; quick: under 10 min)
 bench: setup

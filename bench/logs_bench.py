@@ -28,10 +28,10 @@ from typing import Any
 
 import torch
 
-from relyscope.case import AuditConfig
+from relyscope.batch.audit_logs import audit_logs
+from relyscope.batch.results import ResultsFile, read_results
+from relyscope.config import AuditConfig
 from relyscope.ingest import read_logs
-from relyscope.ingest.batch import audit_logs
-from relyscope.ingest.results import ResultsFile, read_results
 from relyscope.models import CausalLM
 
 RESULTS = Path(__file__).parent / "results" / "logs.json"

@@ -19,7 +19,8 @@ import numpy as np
 
 from relyscope.audits.ablation import ContextAblation, fit_surrogate
 from relyscope.audits.base import AuditContext, Budget
-from relyscope.case import AuditConfig, Case
+from relyscope.case import Case
+from relyscope.config import AuditConfig
 from relyscope.models import CausalLM, ScoringOptions, Variant
 
 NAIVE = ScoringOptions(layout="batch", reuse_prefix=False, target_only_logits=False,

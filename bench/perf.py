@@ -32,7 +32,8 @@ from bench.peers import Attribution, run_contextcite, run_naive
 from bench.report import write_json
 from relyscope.audits import run_audit
 from relyscope.audits.ablation import random_masks, spearman_lds
-from relyscope.case import AuditConfig, Case
+from relyscope.case import Case
+from relyscope.config import AuditConfig
 from relyscope.models import CausalLM, ScoringOptions, Variant
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,7 @@ from pathlib import Path  # noqa: E402
 from bench.machine import load  # noqa: E402
 from bench.perf import fresh, perf_case  # noqa: E402
 from relyscope.audits import run_audit  # noqa: E402
-from relyscope.case import AuditConfig  # noqa: E402
+from relyscope.config import AuditConfig
 from relyscope.models import CausalLM  # noqa: E402
 
 BUCKETS = {"matmul (torch linear)": ("_nn.linear",),

@@ -22,8 +22,10 @@ from bench.report import fmt as _fmt
 from bench.report import write_json
 from relyscope.audits import run_audit
 from relyscope.audits.metrics import rank_correlation, ranking
-from relyscope.case import AuditConfig, Case, Report
+from relyscope.case import Case
+from relyscope.config import AuditConfig
 from relyscope.models import CausalLM, Variant
+from relyscope.report_model import Report
 
 # rankings read from a report: runner methods plus provenance and tracing variants
 RANKED = ("attention", "attention_rollout", "loo", "ablation", "tracing", "tracing_in_dist",

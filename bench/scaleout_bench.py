@@ -3,7 +3,7 @@
     python bench/scaleout_bench.py [--jobs 10] [--redis-url redis://127.0.0.1:6379/9]
 
 Runs a gRPC server in this process (`--redis-url` mode, the packaged model; it only admits
-jobs) and `python -m relyscope.service worker` processes with the packaged model. Every job
+jobs) and `python -m relyscope worker` processes with the packaged model. Every job
 audits a distinct 5-source case with attention + leave-one-out (the query names this run, so
 nothing comes from the score cache unless asked for).
 
@@ -37,7 +37,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from relyscope.case import AuditConfig, Case  # noqa: E402
+from relyscope.case import Case  # noqa: E402
+from relyscope.config import AuditConfig  # noqa: E402
 
 CONFIG = AuditConfig(methods=("attention", "loo"))
 SLOW = AuditConfig(methods=("ablation",), ablations=64, lds_masks=0)
@@ -79,7 +80,7 @@ class Bench:
         env = {**os.environ, "PYTHONPATH": str(REPO), "TOKENIZERS_PARALLELISM": "false"}
         log = (self.logs / f"{name}.log").open("w")
         self.workers[name] = subprocess.Popen(
-            [sys.executable, "-m", "relyscope.service", "worker", "--redis-url",
+            [sys.executable, "-m", "relyscope", "worker", "--redis-url",
              self.args.redis_url, "--queue", self.queue, "--name", name, "--prefix", self.prefix,
              "--visibility-timeout", str(self.args.visibility_timeout),
              *(["--torch-threads", str(threads)] if threads else [])],
@@ -182,7 +183,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from relyscope.client import Client
-    from relyscope.service.server import BackgroundServer, ServeOptions
+    from relyscope.service.api.server import BackgroundServer, ServeOptions
 
     bench = Bench(args)
     threads = max(1, (os.cpu_count() or 2) // 2)

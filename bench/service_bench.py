@@ -2,7 +2,7 @@
 
     python bench/service_bench.py [--requests 8] [--per-level 8] [--levels 1,4,16]
 
-Starts `python -m relyscope.service serve` as its own process (the packaged model, a free
+Starts `python -m relyscope serve` as its own process (the packaged model, a free
 localhost port) and, in this process, loads the same model for library calls. Every request
 audits a distinct 5-source case (the query differs, so no score-cache hits anywhere) with
 attention + leave-one-out.
@@ -39,7 +39,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from relyscope.case import AuditConfig, Case  # noqa: E402
+from relyscope.case import Case  # noqa: E402
+from relyscope.config import AuditConfig  # noqa: E402
 
 CONFIG = AuditConfig(methods=("attention", "loo"))
 SOURCES = [
@@ -112,7 +113,7 @@ def start_server(queue_size: int) -> tuple[subprocess.Popen[str], int]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO),
                                                         os.environ.get("PYTHONPATH", "")])}
     env.pop("RELYSCOPE_AUTH_TOKEN", None)
-    proc = subprocess.Popen([sys.executable, "-m", "relyscope.service", "serve", "--host",
+    proc = subprocess.Popen([sys.executable, "-m", "relyscope", "serve", "--host",
                              "127.0.0.1", "--port", "0", "--queue-size", str(queue_size)],
                             stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
     lines: queue.Queue[str] = queue.Queue()

@@ -24,19 +24,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from relyscope.errors import CaseError
+
+__all__ = ["Case", "CaseError", "Decoding", "Source", "ToolCall", "Unit", "iter_cases",
+           "load_case", "save_case", "split_sentences"]
+
 UnitKind = Literal["source", "tool_output", "sentence"]
 Granularity = Literal["source", "sentence"]
-
-
-class CaseError(ValueError):
-    """A case (or a field of it) is invalid. `field` names where, e.g. ``sources[2].id``."""
-
-    def __init__(self, field: str, message: str, *, record: str | None = None) -> None:
-        self.field = field
-        self.message = message
-        self.record = record
-        where = f"{record}: " if record else ""
-        super().__init__(f"{where}{field}: {message}" if field else f"{where}{message}")
 
 
 class _Model(BaseModel):
@@ -134,7 +128,7 @@ class Case(_Model):
             cause = first.get("ctx", {}).get("error")
             if isinstance(cause, CaseError):
                 raise CaseError(cause.field, cause.message, record=record) from None
-            field = _field_path(first["loc"])
+            field = field_path(first["loc"])
             message = first["msg"].removeprefix("Value error, ")
             raise CaseError(field, message, record=record) from None
 
@@ -193,7 +187,7 @@ def split_sentences(text: str) -> list[tuple[str, int]]:
     return pieces or [(text, 0)]
 
 
-def _field_path(loc: tuple[Any, ...]) -> str:
+def field_path(loc: tuple[Any, ...]) -> str:
     path = ""
     for part in loc:
         if isinstance(part, int):
@@ -236,117 +230,3 @@ def iter_cases(path: str | Path) -> Iterator[Case]:
 def save_case(case: Case, path: str | Path) -> None:
     Path(path).write_text(json.dumps(case.to_dict(), indent=2, ensure_ascii=False) + "\n",
                           encoding="utf-8")
-
-
-# -- audit settings and reports ---------------------------------------------------------------
-
-MethodName = Literal["attention", "loo", "ablation", "tools", "tracing"]
-ALL_METHODS: tuple[MethodName, ...] = ("attention", "loo", "ablation", "tools", "tracing")
-RELIANCE_METHODS: tuple[MethodName, ...] = ("loo", "ablation", "tools", "tracing")
-
-
-class Thresholds(_Model):
-    """Verdict thresholds (nats of answer log-prob, or attention shares); written into reports."""
-
-    relied_drop: float = Field(default=2.0, description="LOO drop (nats) above which relied")
-    attended_ratio: float = Field(default=1.0,
-                                  description="a unit counts as consulted when its share of the "
-                                              "answer's attention to units is at least this "
-                                              "times the uniform share 1/n")
-    parametric_logprob_per_token: float = Field(
-        default=-1.0, description="mean answer log-prob per token above which the model is "
-                                  "confident")
-    redundancy_ratio: float = Field(default=3.0, description="joint drop / max single drop "
-                                                             "above which sources are redundant")
-    ablation_relative: float = Field(default=0.25,
-                                     description="an ablation weight votes for relied only when "
-                                                 "at least this share of the largest weight")
-    unstable_spearman: float = Field(default=0.5, description="rank correlation under "
-                                                              "perturbation below which unstable")
-
-
-class AuditConfig(_Model):
-    """What an audit runs and within which budget. Every field lands in the report."""
-
-    methods: tuple[MethodName, ...] = ("attention", "loo", "ablation", "tools", "tracing")
-    granularity: Granularity = "source"
-    tool_mode: Literal["native", "inline", "tool_role"] | None = None
-    removal: Literal["remove", "placeholder"] = "remove"
-    ablations: int = Field(default=64, ge=4, le=4096)
-    ablation_keep_prob: float = Field(default=0.5, gt=0.0, lt=1.0)
-    ablation_alpha: float = Field(default=0.01, gt=0.0)
-    lds_masks: int = Field(default=0, ge=0, le=1024)  # 0: cross-validated LDS
-    tracing_samples: int = Field(default=3, ge=1, le=100)
-    tracing_noise_scale: float = Field(default=3.0, gt=0.0)
-    tracing_window: int = Field(default=5, ge=1)
-    tracing_top_units: int = Field(default=2, ge=0)
-    tracing_in_distribution: bool = True
-    regenerate: bool = False
-    stability: bool = False
-    seed: int = 0
-    max_forward_passes: int | None = Field(default=None, ge=1)
-    max_seconds: float | None = Field(default=None, gt=0)
-    thresholds: Thresholds = Field(default_factory=Thresholds)
-
-    @field_validator("methods", mode="before")
-    @classmethod
-    def _methods_from_text(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [m.strip() for m in value.split(",") if m.strip()]
-        return value
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AuditConfig:
-        try:
-            return cls.model_validate(data)
-        except ValidationError as err:
-            first = err.errors()[0]
-            raise CaseError(_field_path(first["loc"]),
-                            first["msg"].removeprefix("Value error, ")) from None
-
-
-class UnitReport(BaseModel):
-    id: str
-    kind: UnitKind
-    parent: str | None = None
-    provenance: dict[str, float | None] = Field(default_factory=dict)
-    reliance: dict[str, float | None] = Field(default_factory=dict)
-    verdict: str | None = None
-
-
-class Report(BaseModel):
-    """The canonical audit result. Keys of this JSON are relied on by other tools."""
-
-    case_id: str
-    answer: str
-    answer_logprob: float
-    answer_tokens: int
-    partial: bool = False
-    units: list[UnitReport] = Field(default_factory=list)
-    verdicts: list[str] = Field(default_factory=list)
-    faithfulness: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    methods: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    errors: dict[str, str] = Field(default_factory=dict)
-    cost: dict[str, Any] = Field(default_factory=dict)
-    settings: dict[str, Any] = Field(default_factory=dict)
-    warnings: list[str] = Field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Report:
-        return cls.model_validate(data)
-
-    def unit(self, unit_id: str) -> UnitReport:
-        for unit in self.units:
-            if unit.id == unit_id:
-                return unit
-        raise KeyError(unit_id)
-
-    def ranking(self, method: str) -> list[str]:
-        """Unit ids from most to least relied on (or attended) under `method`."""
-        def value(u: UnitReport) -> float:
-            score = u.reliance.get(method, u.provenance.get(method))
-            return float("-inf") if score is None else score
-        return [u.id for u in sorted(self.units, key=value, reverse=True)]

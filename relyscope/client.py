@@ -24,8 +24,9 @@ from grpc_status import rpc_status
 
 from relyscope._proto.v1 import audit_pb2 as pb
 from relyscope._proto.v1 import audit_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
-from relyscope.case import AuditConfig, Case, Report
-from relyscope.service.convert import (
+from relyscope.case import Case
+from relyscope.config import AuditConfig
+from relyscope.protocol.convert import (
     case_from_proto,
     case_to_proto,
     config_to_proto,
@@ -33,7 +34,8 @@ from relyscope.service.convert import (
     report_from_proto,
     scores_from_proto,
 )
-from relyscope.service.defaults import DEFAULT_MAX_MESSAGE_BYTES
+from relyscope.protocol.defaults import DEFAULT_MAX_MESSAGE_BYTES
+from relyscope.report_model import Report
 
 
 class ServiceCallError(Exception):

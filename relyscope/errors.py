@@ -1,9 +1,17 @@
-"""Errors that cross layers (runner -> service status codes), kept import-light.
-
-`CaseError` (bad input, with the field named) lives beside the data model in case.py.
-"""
+"""Errors that cross layers (bad input, budgets -> service status codes), kept import-light."""
 
 from __future__ import annotations
+
+
+class CaseError(ValueError):
+    """A case (or a field of it) is invalid. `field` names where, e.g. ``sources[2].id``."""
+
+    def __init__(self, field: str, message: str, *, record: str | None = None) -> None:
+        self.field = field
+        self.message = message
+        self.record = record
+        where = f"{record}: " if record else ""
+        super().__init__(f"{where}{field}: {message}" if field else f"{where}{message}")
 
 
 class BudgetTooSmall(ValueError):

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from relyscope.agents.registry import ToolRegistry
-from relyscope.case import AuditConfig, Case, Report, Source, ToolCall
+from relyscope.case import Case, Source, ToolCall
+from relyscope.config import AuditConfig
+from relyscope.report_model import Report
 from relyscope.retrievers.base import Retriever
 
 if TYPE_CHECKING:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from relyscope.case import AuditConfig, Case, Report
+from relyscope.case import Case
+from relyscope.config import AuditConfig
+from relyscope.report_model import Report
 
 RELIED = frozenset({"relied", "relied-not-attended"})
 

@@ -13,9 +13,10 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from relyscope.case import AuditConfig, Case
+from relyscope.case import Case
+from relyscope.config import AuditConfig
 from relyscope.models import CausalLM
-from relyscope.service.server import BackgroundServer, ServeOptions
+from relyscope.service.api.server import BackgroundServer, ServeOptions
 
 SYSTEM = "Answer the question in one sentence using the context."
 SOURCES = [

@@ -4,7 +4,7 @@ import numpy as np
 
 from relyscope.audits import run_audit
 from relyscope.audits.ablation import cross_validated_lds, random_masks
-from relyscope.case import AuditConfig
+from relyscope.config import AuditConfig
 from tests.conftest import zelk_case
 
 

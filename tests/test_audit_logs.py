@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from relyscope.case import AuditConfig
+from relyscope.batch.audit_logs import audit_logs
+from relyscope.batch.results import ResultsFile, read_results
 from relyscope.cli import main
-from relyscope.ingest.batch import audit_logs
-from relyscope.ingest.results import ResultsFile, read_results
+from relyscope.config import AuditConfig
 from relyscope.report.summary import summarise
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -223,8 +223,8 @@ def test_a_repeated_record_id_is_audited_once(tmp_path: Path, tiny_lm: Any) -> N
 
 def test_cli_writes_results_summary_html_and_annotations(
         tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from relyscope.case import Report
-    from relyscope.ingest.annotations import annotation_rows
+    from relyscope.batch.annotations import annotation_rows
+    from relyscope.report_model import Report
 
     log = write_log(tmp_path / "chat.jsonl",
                     [conversation(0), conversation(1), '{"broken', conversation(4)])
@@ -346,9 +346,9 @@ def test_annotations_of_a_span_log_land_on_the_logged_spans(tmp_path: Path,
     """Rebuilt from the results file, the rows equal those made from the ingested Case."""
     import ingest_logs as logs
 
-    from relyscope.case import Report
+    from relyscope.batch.annotations import annotation_rows
     from relyscope.ingest import read_logs
-    from relyscope.ingest.annotations import annotation_rows
+    from relyscope.report_model import Report
 
     log = logs.write_openinference(tmp_path / "spans.json", runs=2)
     out, notes = tmp_path / "r.jsonl", tmp_path / "a.jsonl"

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from relyscope.audits import METHODS, run_audit
-from relyscope.case import AuditConfig, CaseError
+from relyscope.case import CaseError
+from relyscope.config import AuditConfig
 from relyscope.report import markdown, render_html
 from tests.conftest import zelk_case
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from relyscope.audits import run_audit
-from relyscope.case import AuditConfig, Case, CaseError
+from relyscope.case import Case, CaseError
+from relyscope.config import AuditConfig
 
 pytestmark = pytest.mark.real_model
 

@@ -8,10 +8,10 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from relyscope.case import Report, UnitReport
 from relyscope.cli import main
 from relyscope.gate import GateSettings, compare, paired_bootstrap
-from relyscope.report.gate_writers import gate_markdown, junit_xml
+from relyscope.gate.writers import gate_markdown, junit_xml
+from relyscope.report_model import Report, UnitReport
 from relyscope.testing import assert_reliance
 
 
@@ -120,7 +120,7 @@ EXAMPLES = __import__("pathlib").Path(__file__).resolve().parent.parent / "examp
 def eval_rows():
     from importlib import resources
 
-    from relyscope.gate_runs import read_eval
+    from relyscope.gate.runs import read_eval
 
     rows = read_eval(str(resources.files("relyscope") / "data" / "demo_eval.jsonl"))
     return rows[::6]  # 9 queries spread over the corpus (6 leave the interval too wide)
@@ -129,7 +129,7 @@ def eval_rows():
 @pytest.mark.real_model
 def test_degraded_candidate_fails_identical_and_reseeded_pass_and_reruns_hit_the_cache(
         eval_rows, real_lm, tmp_path):
-    from relyscope.gate_runs import run_configuration
+    from relyscope.gate.runs import run_configuration
     from relyscope.models import CausalLM
     from relyscope.models.cache import SqliteScoreCache
 

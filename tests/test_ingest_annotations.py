@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from relyscope.case import Case, Report, UnitReport
-from relyscope.ingest.annotations import annotation_rows, write_annotations
+from relyscope.batch.annotations import annotation_rows, write_annotations
+from relyscope.case import Case
+from relyscope.report_model import Report, UnitReport
 
 
 def _case() -> Case:

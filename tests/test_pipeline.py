@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from relyscope.case import AuditConfig, Case
+from relyscope.case import Case
+from relyscope.config import AuditConfig
 from relyscope.pipeline import DEFAULT_SYSTEM, Pipeline
 from relyscope.retrievers import FaissRetriever
 
@@ -82,7 +83,7 @@ def test_explicit_tool_selection_rejects_unknown_tools(pipeline):
 def test_ask_command_prints_answer_and_sources(tmp_path, capsys):
     import argparse
 
-    from relyscope.retrievers.commands import add_commands
+    from relyscope.cli.retrieval import add_commands
 
     parser = argparse.ArgumentParser(prog="relyscope")
     add_commands(parser.add_subparsers(dest="command", required=True))

@@ -15,6 +15,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableLambda
 
 from relyscope.agents import CaseRecorder
+from relyscope.cli.retrieval import add_commands
 from relyscope.retrievers import (
     Document,
     EmbedderMismatchError,
@@ -25,7 +26,6 @@ from relyscope.retrievers import (
     chunk_documents,
     load_documents,
 )
-from relyscope.retrievers.commands import add_commands
 from relyscope.retrievers.embedder import Embedder
 from relyscope.retrievers.langchain import LangChainRetrieverAdapter, as_langchain_retriever
 

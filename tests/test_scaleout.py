@@ -21,9 +21,11 @@ from typing import Any
 
 import pytest
 
-from relyscope.case import AuditConfig, Case, Report
+from relyscope.case import Case
 from relyscope.client import Client, ServiceCallError
-from relyscope.service.server import BackgroundServer, ServeOptions
+from relyscope.config import AuditConfig
+from relyscope.report_model import Report
+from relyscope.service.api.server import BackgroundServer, ServeOptions
 from tests.service_support import FAST, five_source_case
 
 redis = pytest.importorskip("redis")
@@ -89,7 +91,7 @@ class Workers:
     def start(self, name: str, queue: str = QUEUE) -> None:
         log = (self.logs / f"{name}.log").open("w")
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "relyscope.service", "worker", "--redis-url", REDIS_URL,
+            [sys.executable, "-m", "relyscope", "worker", "--redis-url", REDIS_URL,
              "--model", str(self.model), "--queue", queue, "--name", name,
              "--visibility-timeout", str(VISIBILITY_S), "--prefix", PREFIX,
              "--loglevel", "INFO"], cwd=ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT)
@@ -285,7 +287,7 @@ def test_redis_down_at_start_is_a_clear_error(model_dir):
     url = f"redis://127.0.0.1:{_free_port()}/0"
     for command in (["serve", "--port", "0", "--model", str(model_dir)],
                     ["worker", "--model", str(model_dir)]):
-        done = subprocess.run([sys.executable, "-m", "relyscope.service", *command,
+        done = subprocess.run([sys.executable, "-m", "relyscope", *command,
                                "--redis-url", url], cwd=ROOT, env=_env(), capture_output=True,
                               text=True, timeout=120)
         assert done.returncode == 1, done.stderr[-2000:]

@@ -19,7 +19,7 @@ from service_support import bad_request_field, five_source_case
 
 from relyscope._proto.v1 import audit_pb2 as pb
 from relyscope._proto.v1 import audit_pb2_grpc
-from relyscope.service.convert import case_to_proto
+from relyscope.protocol.convert import case_to_proto
 
 pytestmark = pytest.mark.real_model
 
@@ -29,8 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 def test_serve_loads_the_model_reports_health_and_shuts_down_gracefully():
     env = {**os.environ, "RELYSCOPE_AUTH_TOKEN": "from-env",
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    # `python -m relyscope.service serve` is `relyscope serve` once cli.py wires add_commands
-    proc = subprocess.Popen([sys.executable, "-m", "relyscope.service", "serve", "--host",
+    # `python -m relyscope serve` is the `relyscope serve` command
+    proc = subprocess.Popen([sys.executable, "-m", "relyscope", "serve", "--host",
                              "127.0.0.1", "--port", "0", "--queue-size", "2", "--grace", "1"],
                             stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
     lines: queue.Queue[str] = queue.Queue()

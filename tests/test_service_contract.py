@@ -9,8 +9,9 @@ from service_support import FAST, five_source_case
 
 from relyscope._proto.v1 import audit_pb2 as pb
 from relyscope.audits import run_audit
-from relyscope.case import AuditConfig, Case, CaseError, Report, Thresholds
-from relyscope.service.convert import (
+from relyscope.case import Case, CaseError
+from relyscope.config import AuditConfig, Thresholds
+from relyscope.protocol.convert import (
     case_from_proto,
     case_to_proto,
     config_from_proto,
@@ -19,13 +20,14 @@ from relyscope.service.convert import (
     report_from_proto,
     report_to_proto,
 )
-from relyscope.service.gen_proto import PROTO_ROOT, STUBS, proto_files, stale_files
+from relyscope.report_model import Report
+from tools.gen_proto import PROTO_ROOT, STUBS, proto_files, stale_files
 
 
 def test_the_committed_stubs_are_what_the_proto_generates():
     assert [p.name for p in proto_files()] == ["audit.proto", "pipeline.proto"]
     stale = stale_files()
-    assert stale == [], f"regenerate with `python -m relyscope.service.gen_proto`: {stale}"
+    assert stale == [], f"regenerate with `python -m tools.gen_proto`: {stale}"
 
 
 def test_a_changed_proto_is_detected_as_stale(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 from service_support import LOO, five_source_case, running_server
 
 from relyscope.audits import run_audit
-from relyscope.service.gen_proto import PROTO_ROOT
+from tools.gen_proto import PROTO_ROOT
 
 pytestmark = pytest.mark.real_model
 

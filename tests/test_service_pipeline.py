@@ -16,8 +16,9 @@ import pytest
 from service_support import SOURCES, SYSTEM, running_server
 
 from relyscope.audits import run_audit
-from relyscope.case import AuditConfig, Case, Source
+from relyscope.case import Case, Source
 from relyscope.client import Client, ServiceCallError
+from relyscope.config import AuditConfig
 
 pytestmark = pytest.mark.real_model
 

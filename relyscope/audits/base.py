@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from relyscope.case import AuditConfig, Case, Unit
+from relyscope.case import Case, Unit
+from relyscope.config import AuditConfig
 from relyscope.models import CausalLM, Rendered, Renderer, TargetScore, Variant, placeholder_for
 
 # A probe is a variant plus what is scored: the answer (None) or the call of tool k.

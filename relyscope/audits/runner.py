@@ -36,9 +36,11 @@ from relyscope.audits.provenance import AttentionProvenance
 from relyscope.audits.tools import ToolOutputAblation
 from relyscope.audits.tracing import CausalTracing
 from relyscope.audits.verdicts import audit_verdicts, unit_reliance, unit_verdict
-from relyscope.case import AuditConfig, Case, CaseError, Report, UnitReport
+from relyscope.case import Case, CaseError
+from relyscope.config import AuditConfig
 from relyscope.errors import BudgetTooSmall
 from relyscope.models import CausalLM, Variant
+from relyscope.report_model import Report, UnitReport
 
 METHODS: dict[str, type[Method]] = {
     "attention": AttentionProvenance, "loo": LeaveOneOut, "tools": ToolOutputAblation,

@@ -14,7 +14,7 @@ nothing), `redundant-sources` (no single removal matters much, the joint removal
 
 from __future__ import annotations
 
-from relyscope.case import Thresholds
+from relyscope.config import Thresholds
 
 VOTING_METHODS = ("loo", "tools", "ablation")
 

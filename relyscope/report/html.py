@@ -9,7 +9,7 @@ from pathlib import Path
 
 from jinja2 import Environment, select_autoescape
 
-from relyscope.case import Report
+from relyscope.report_model import Report
 
 _ENV = Environment(autoescape=select_autoescape(default=True), trim_blocks=True,
                    lstrip_blocks=True)

@@ -75,7 +75,7 @@ class LogSummary:
 
 
 def summarise(lines: Iterable[dict[str, Any]]) -> LogSummary:
-    """Aggregate result lines (as `relyscope.ingest.results` writes them)."""
+    """Aggregate result lines (as `relyscope.batch.results` writes them)."""
     summary = LogSummary()
     for line in lines:
         summary.records += 1

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from relyscope.case import Report
+from relyscope.report_model import Report
 
 RELIANCE_COLUMNS = ("loo", "ablation", "tools", "tracing")
 

@@ -13,7 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from relyscope.case import AuditConfig, Case, CaseError, Report
+from relyscope.case import Case, CaseError
+from relyscope.config import AuditConfig
+from relyscope.report_model import Report
 
 if TYPE_CHECKING:
     from relyscope.models import CausalLM

@@ -20,8 +20,9 @@ import grpc
 
 from relyscope._proto.v1 import audit_pb2 as pb
 from relyscope._proto.v1 import audit_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
-from relyscope.case import AuditConfig, Case, CaseError
-from relyscope.service.convert import (
+from relyscope.case import Case, CaseError
+from relyscope.config import AuditConfig
+from relyscope.protocol.convert import (
     case_from_proto,
     case_to_proto,
     config_from_proto,
@@ -33,7 +34,7 @@ from relyscope.service.convert import (
 )
 from relyscope.service.engine import Engine
 from relyscope.service.errors import JobError, ServiceError, classify, rich_status
-from relyscope.service.jobs import InProcessJobs, Job, JobBackend, JobState
+from relyscope.service.jobs.inprocess import InProcessJobs, Job, JobBackend, JobState
 
 T = TypeVar("T")
 

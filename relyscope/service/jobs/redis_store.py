@@ -16,9 +16,9 @@ from typing import Any
 
 import redis
 
-from relyscope.case import Report
+from relyscope.report_model import Report
 from relyscope.service.errors import JobError
-from relyscope.service.jobs import Job, JobState
+from relyscope.service.jobs.inprocess import Job, JobState
 
 FINISHED = ("DONE", "FAILED", "CANCELLED")
 

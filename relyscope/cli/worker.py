@@ -1,7 +1,7 @@
 """`relyscope worker`: a Celery worker that holds one model and runs audit jobs from Redis.
 
 Wire it into relyscope/cli.py's build_parser with
-``from relyscope.service.worker_commands import add_commands; add_commands(sub)``.
+``from relyscope.cli.worker import add_commands; add_commands(sub)``.
 
 With `--concurrency 1` (the default) the solo pool runs tasks in the worker process itself and
 the model is loaded before the worker starts consuming. With more, a prefork pool is used and
@@ -15,13 +15,13 @@ import logging
 import os
 import sys
 
-from relyscope.service.celery_app import (
+from relyscope.protocol.defaults import REDIS_ENV
+from relyscope.service.jobs.celery_app import (
     DEFAULT_PREFIX,
     DEFAULT_VISIBILITY_TIMEOUT,
     make_app,
     queue_name,
 )
-from relyscope.service.defaults import REDIS_ENV
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -56,7 +56,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def _cmd_worker(args: argparse.Namespace) -> int:
     from celery import signals
 
-    from relyscope.service.worker import WorkerRuntime, WorkerSettings, register_task
+    from relyscope.service.jobs.worker import WorkerRuntime, WorkerSettings, register_task
 
     logging.basicConfig(level=args.loglevel.upper(), format="relyscope worker: %(message)s")
     if not args.redis_url:

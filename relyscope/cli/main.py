@@ -10,7 +10,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from relyscope.case import AuditConfig, Case, CaseError, iter_cases, load_case
+from relyscope.case import Case, CaseError, iter_cases, load_case
+from relyscope.config import AuditConfig
 
 DTYPES = ("float32", "bfloat16", "float16")  # CausalLM.load(dtype=...) names
 
@@ -125,8 +126,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_gate(args: argparse.Namespace) -> int:
     from relyscope.gate import GateSettings, compare
+    from relyscope.gate.writers import gate_markdown, write_gate_outputs
     from relyscope.report import read_reports
-    from relyscope.report.gate_writers import gate_markdown, write_gate_outputs
 
     settings = GateSettings.from_file(args.thresholds)
     if args.baseline_results or args.candidate_results:
@@ -137,7 +138,7 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     else:
         if not (args.eval and args.baseline and args.candidate):
             raise ValueError("give --eval, --baseline and --candidate (or the two --*-results)")
-        from relyscope.gate_runs import read_eval, run_configuration
+        from relyscope.gate.runs import read_eval, run_configuration
         from relyscope.models import CausalLM
         from relyscope.models.cache import SqliteScoreCache
         from relyscope.models.packaged import relyscope_home
@@ -181,19 +182,19 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--html", help="write a self-contained HTML report here")
     report.set_defaults(func=_cmd_report)
 
-    from relyscope.retrievers.commands import add_commands as add_retrieval_commands
+    from relyscope.cli.retrieval import add_commands as add_retrieval_commands
 
     add_retrieval_commands(sub)
 
-    from relyscope.ingest.commands import add_commands as add_log_commands
+    from relyscope.cli.audit_logs import add_commands as add_log_commands
 
     add_log_commands(sub)
 
-    from relyscope.service.commands import add_commands as add_service_commands
+    from relyscope.cli.serve import add_commands as add_service_commands
 
     add_service_commands(sub)
 
-    from relyscope.service.worker_commands import add_commands as add_worker_commands
+    from relyscope.cli.worker import add_commands as add_worker_commands
 
     add_worker_commands(sub)
 

@@ -19,7 +19,9 @@ from typing import Any
 from google.protobuf import struct_pb2
 
 from relyscope._proto.v1 import audit_pb2 as pb
-from relyscope.case import AuditConfig, Case, CaseError, Report
+from relyscope.case import Case, CaseError
+from relyscope.config import AuditConfig
+from relyscope.report_model import Report
 
 # -- Struct and small helpers ---------------------------------------------------------------
 
@@ -281,7 +283,7 @@ def error_to_proto(error: Any) -> pb.Error:
 
 
 def job_to_proto(job: Any) -> pb.Job:
-    """A relyscope.service.jobs.Job snapshot as the proto Job."""
+    """A relyscope.service.jobs.inprocess.Job snapshot as the proto Job."""
     message = pb.Job(job_id=job.job_id, request_id=job.request_id,
                      state=pb.JobState.Value(f"JOB_STATE_{job.state.value}"),
                      methods_done=list(job.methods_done), position=job.position)

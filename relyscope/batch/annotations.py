@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from relyscope.case import Case, Report
+from relyscope.case import Case
+from relyscope.report_model import Report
 
 PREFIX = "relyscope"
 ANNOTATOR_KIND = "CODE"

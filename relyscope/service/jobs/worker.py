@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 import redis
 from celery import Celery
 
-from relyscope.case import AuditConfig, Case, CaseError
-from relyscope.service.celery_app import AUDIT_TASK
+from relyscope.case import Case, CaseError
+from relyscope.config import AuditConfig
 from relyscope.service.errors import JobCancelled, JobError, classify
-from relyscope.service.job_store import JobStore
-from relyscope.service.jobs import JobState
+from relyscope.service.jobs.celery_app import AUDIT_TASK
+from relyscope.service.jobs.inprocess import JobState
+from relyscope.service.jobs.redis_store import JobStore
 
 if TYPE_CHECKING:
     from relyscope.models import CausalLM

@@ -1,7 +1,7 @@
 """`relyscope serve`: the gRPC service from the command line.
 
 Wire it into relyscope/cli.py's build_parser with
-``from relyscope.service.commands import add_commands; add_commands(sub)``.
+``from relyscope.cli.serve import add_commands; add_commands(sub)``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from relyscope.service.defaults import (
+from relyscope.protocol.defaults import (
     AUTH_ENV,
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_PORT,
@@ -21,7 +21,7 @@ from relyscope.service.defaults import (
 )
 
 if TYPE_CHECKING:
-    from relyscope.service.server import ServeOptions
+    from relyscope.service.api.server import ServeOptions
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -65,7 +65,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def options_from(args: argparse.Namespace) -> ServeOptions:
-    from relyscope.service.server import ServeOptions
+    from relyscope.service.api.server import ServeOptions
 
     if args.queue_size < 1:
         raise ValueError("--queue-size must be at least 1")
@@ -81,7 +81,7 @@ def options_from(args: argparse.Namespace) -> ServeOptions:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from relyscope.service.server import serve
+    from relyscope.service.api.server import serve
 
     logging.basicConfig(level=logging.WARNING, format="relyscope serve: %(message)s")
     try:

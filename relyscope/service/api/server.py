@@ -24,14 +24,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from relyscope._proto.v1 import audit_pb2, audit_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
-from relyscope.service.celery_app import queue_name
-from relyscope.service.defaults import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT
+from relyscope.protocol.defaults import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT
+from relyscope.service.api.servicers import AuditServicer, PipelineServicer, ServiceState
 from relyscope.service.engine import Engine, Loader, PipelineFactory
-from relyscope.service.jobs import InProcessJobs
-from relyscope.service.servicers import AuditServicer, PipelineServicer, ServiceState
+from relyscope.service.jobs.celery_app import queue_name
+from relyscope.service.jobs.inprocess import InProcessJobs
 
 if TYPE_CHECKING:
-    from relyscope.service.redis_jobs import RedisJobs
+    from relyscope.service.jobs.redis_backend import RedisJobs
 
 log = logging.getLogger("relyscope.service")
 
@@ -215,7 +215,7 @@ class RelyscopeServer:
 def _redis_jobs(options: ServeOptions) -> RedisJobs | None:
     if not options.redis_url:
         return None
-    from relyscope.service.redis_jobs import RedisJobs
+    from relyscope.service.jobs.redis_backend import RedisJobs
 
     return RedisJobs(options.redis_url, queue=options.job_queue, prefix=options.redis_prefix,
                      ttl_seconds=options.job_ttl_s,

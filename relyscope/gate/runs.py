@@ -28,8 +28,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from relyscope.case import AuditConfig, CaseError, Report, Source
+from relyscope.case import CaseError, Source
+from relyscope.config import AuditConfig
 from relyscope.models import CausalLM
+from relyscope.report_model import Report
 
 DEFAULT_GATE_AUDIT = {"methods": ("attention", "loo")}
 

@@ -6,7 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from relyscope.gate import GateResult
+from relyscope.gate.compare import GateResult
 
 
 def junit_xml(result: GateResult) -> str:

@@ -20,16 +20,18 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from relyscope.case import AuditConfig, Case, Report
-from relyscope.ingest.detect import read_logs
-from relyscope.ingest.records import FormatName, LogRecord
-from relyscope.ingest.results import (
+from relyscope.batch.results import (
     ResultsFile,
     error_detail,
     error_line,
     ok_line,
     read_results,
 )
+from relyscope.case import Case
+from relyscope.config import AuditConfig
+from relyscope.ingest.detect import read_logs
+from relyscope.ingest.records import FormatName, LogRecord
+from relyscope.report_model import Report
 
 if TYPE_CHECKING:
     from relyscope.models import CausalLM
@@ -208,7 +210,7 @@ def _audit_in_worker(case: Case) -> tuple[str, dict[str, Any]]:
 
 def write_result_annotations(lines: Iterable[dict[str, Any]], path: str | Path) -> int:
     """Rewrite `path` with the OpenInference span annotations of every ok result line."""
-    from relyscope.ingest.annotations import annotation_rows, write_annotations
+    from relyscope.batch.annotations import annotation_rows, write_annotations
 
     rows: list[dict[str, Any]] = []
     for line in lines:

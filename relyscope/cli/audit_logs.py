@@ -38,8 +38,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 
 def cmd_audit_logs(args: argparse.Namespace) -> int:
+    from relyscope.batch.audit_logs import audit_logs
     from relyscope.cli import audit_config_from
-    from relyscope.ingest.batch import audit_logs
 
     print(f"model: {args.model or 'packaged default'}; methods: {args.methods}",
           file=sys.stderr)

@@ -51,7 +51,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
-    from relyscope.case import AuditConfig
+    from relyscope.config import AuditConfig
     from relyscope.models import CausalLM
     from relyscope.pipeline import DEFAULT_SYSTEM, Pipeline
     from relyscope.retrievers import FaissRetriever

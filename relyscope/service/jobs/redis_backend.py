@@ -17,16 +17,17 @@ from typing import Any
 import redis
 from kombu.exceptions import OperationalError
 
-from relyscope.case import AuditConfig, Case
-from relyscope.service.celery_app import (
+from relyscope.case import Case
+from relyscope.config import AuditConfig
+from relyscope.service.errors import JobNotFound, ServiceError
+from relyscope.service.jobs.celery_app import (
     AUDIT_TASK,
     DEFAULT_PREFIX,
     DEFAULT_VISIBILITY_TIMEOUT,
     make_app,
 )
-from relyscope.service.errors import JobNotFound, ServiceError
-from relyscope.service.job_store import JobStore
-from relyscope.service.jobs import Job, JobState
+from relyscope.service.jobs.inprocess import Job, JobState
+from relyscope.service.jobs.redis_store import JobStore
 
 REDIS_ERRORS = (redis.RedisError, OperationalError, OSError)
 

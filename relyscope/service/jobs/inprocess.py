@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from relyscope.case import AuditConfig, Case, Report
+from relyscope.case import Case
+from relyscope.config import AuditConfig
+from relyscope.report_model import Report
 from relyscope.service.errors import (
     JobCancelled,
     JobError,

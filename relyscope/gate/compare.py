@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from relyscope.case import Report
+from relyscope.report_model import Report
 
 IDLE_VERDICTS = frozenset({"consulted-not-relied", "unused"})
 
