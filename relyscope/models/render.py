@@ -8,7 +8,7 @@ spans are exact. Char spans map to token spans through the tokenizer's offset ma
 A variant of a case removes units (the text is re-rendered, so templates stay well formed)
 or overrides their text (placeholders, error statuses, counterfactual tool outputs).
 
-Tool modes (DESIGN.md section 4):
+Tool modes:
 - ``native``: assistant tool-call messages and ``tool`` messages, for templates that know them.
 - ``inline``: tool results inlined in the user turn before the question, one line per call
   (``name(arguments) returned OUTPUT``). Default for templates without tool support: the

@@ -1,6 +1,6 @@
 """Batched teacher-forced scoring: log p(target tokens | prompt) for many variants at once.
 
-Three savings over one forward pass per variant (DESIGN.md section 4):
+Three savings over one forward pass per variant:
 - the longest token prefix shared by all variants runs once; its KV cache is reused; with
   ``prefix_tree`` the variants are then split by their next token, recursively, and a longer
   prefix shared by a subgroup (say every mask that keeps the first source) extends the cache

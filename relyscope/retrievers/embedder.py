@@ -1,6 +1,6 @@
 """Sentence-transformers embeddings, normalised so inner product is cosine similarity.
 
-The default is the packaged all-MiniLM-L6-v2 (DESIGN.md section 9), loaded offline. Each
+The default is the packaged all-MiniLM-L6-v2, loaded offline. Each
 embedder carries a fingerprint of its weights so an index refuses a different model.
 """
 

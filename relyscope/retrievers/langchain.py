@@ -4,7 +4,7 @@
 - `RelyscopeLangChainRetriever` exposes a relyscope retriever as a LangChain `BaseRetriever`,
   so relyscope's FAISS index can sit inside LangChain chains and agents.
 
-Source ids follow DESIGN.md section 3: the document's own id (``Document.id`` or an id-like
+Source ids are the document's own id (``Document.id`` or an id-like
 metadata key) when it has one, else a stable hash of its text, never a position.
 """
 
