@@ -42,7 +42,8 @@ bench-quick: setup
 	$(BIN)/python -m bench --quick --out bench/results/quick
 
 lint: setup
-	$(BIN)/ruff check relyscope tests bench
+	$(BIN)/ruff check relyscope tests bench tools
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) build *.egg-info
