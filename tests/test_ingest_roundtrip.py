@@ -83,13 +83,55 @@ def test_openinference_cases_are_keyed_by_trace_and_span_ids(logged: Callable[[s
         assert kinds[ingest["unit_spans"]["call_1"]] == "TOOL"
 
 
-def test_flat_and_otlp_forms_agree_on_ids(logged: Callable[[str], Path]) -> None:
-    """Phoenix-style hex ids and protobuf's base64 ids decode to the same hex form."""
+KINDS = {"LLM": "llm", "RETRIEVER": "retriever", "TOOL": "tool",  # OpenInference span kinds
+         "chat": "llm", "retrieval": "retriever", "execute_tool": "tool"}  # GenAI operations
+
+
+def _written_spans(path: Path) -> list[tuple[str, str, str]]:
+    """(trace id, span id, kind) of every span in the file, hex ids, in the order written."""
+    import base64
+
+    def hex_id(value: str) -> str:
+        return base64.b64decode(value).hex()
+
+    if path.suffix == ".jsonl":  # Phoenix flat form: hex ids as written
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        return [(r["context"]["trace_id"], r["context"]["span_id"],
+                 KINDS.get(r["span_kind"], "other")) for r in rows]
+    spans = []
+    for resource in json.loads(path.read_text())["resourceSpans"]:
+        for scope in resource["scopeSpans"]:
+            for span in scope["spans"]:
+                attrs = {a["key"]: a["value"].get("stringValue")
+                         for a in span.get("attributes", [])}
+                kind = attrs.get("openinference.span.kind") or attrs.get("gen_ai.operation.name")
+                spans.append((hex_id(span["traceId"]), hex_id(span["spanId"]),
+                              KINDS.get(kind or "", "other")))
+    return spans
+
+
+def test_flat_and_otlp_forms_name_the_spans_the_writer_wrote(
+        logged: Callable[[str], Path]) -> None:
+    """Phoenix-style hex ids and protobuf's base64 ids decode to the ids in the file: the
+    answer is the trace's last LLM span, the passages its retriever span, the tool its tool
+    span."""
     for form in ("openinference-otlp", "openinference-flat", "otel_genai"):
-        for record in read_logs(logged(form)):
+        path = logged(form)
+        written = _written_spans(path)
+        records = list(read_logs(path))
+        assert len(records) == 2
+        for record in records:
+            trace = record.case.metadata["ingest"]["record_id"]
+            assert trace == record.record_id
+            ours = [(span, kind) for t, span, kind in written if t == trace]
+            by_kind = {k: [s for s, kind in ours if kind == k] for k in ("llm", "retriever",
+                                                                          "tool")}
+            assert [len(by_kind[k]) for k in ("llm", "retriever", "tool")] == [2, 1, 1], form
             ingest = record.case.metadata["ingest"]
-            assert all(len(span) == 16 and int(span, 16) >= 0
-                       for span in [ingest["answer_span"], *ingest["unit_spans"].values()])
+            assert ingest["answer_span"] == by_kind["llm"][-1], form
+            want = {f"d{i}": by_kind["retriever"][0] for i in range(5)}
+            want["call_1"] = by_kind["tool"][0]
+            assert ingest["unit_spans"] == want, form
 
 
 def test_langsmith_cases_use_run_ids(logged: Callable[[str], Path]) -> None:

@@ -189,6 +189,34 @@ SLOW = AuditConfig(methods=("ablation",), ablations=48, lds_masks=0)
 # -- tests ------------------------------------------------------------------------------------
 
 
+def test_every_outcome_write_is_counted_and_only_the_first_is_stored(rdb):
+    """Two deliveries of one job both run to the end (a redelivery while the first worker
+    still runs): `finish_writes` must show 2, so the tests below that require 1 can fail."""
+    from relyscope.service.jobs.inprocess import JobState
+    from relyscope.service.jobs.redis_store import JobStore
+
+    store = JobStore(rdb, ttl=600)
+    key = f"{PREFIX}job:twice-{RUN}"
+    store.create(key, "req-twice", QUEUE)
+    assert store.start(key, "first") == "QUEUED"
+    assert store.start(key, "second") == "RUNNING"  # redelivered while still running
+    first = Report(case_id="twice", answer="from the first", answer_logprob=-1.0,
+                   answer_tokens=3)
+    second = Report(case_id="twice", answer="from the second", answer_logprob=-2.0,
+                    answer_tokens=3)
+    assert store.finish(key, JobState.DONE, report=first, by="first") is True
+    assert store.finish(key, JobState.DONE, report=second, by="second") is False
+    assert store.finish(key, JobState.CANCELLED, by="cancel") is False
+    record = _record(rdb, "twice-" + RUN)
+    assert (record["finish_writes"], record["attempts"]) == ("3", "2")
+    assert (record["state"], record["finished_by"]) == ("DONE", "first")
+    job = store.job(key, "twice")
+    assert job is not None and job.report is not None
+    assert job.report.answer == "from the first"  # written once: the first outcome stays
+    assert store.finish(f"{PREFIX}job:missing-{RUN}", JobState.DONE, by="x") is False
+    assert not rdb.exists(f"{PREFIX}job:missing-{RUN}")  # no hash conjured for a missing job
+
+
 def test_twenty_jobs_are_shared_by_two_workers_and_match_embedded_mode(
         scaled, workers, model_dir, rdb):
     workers.ensure(W1, W2)

@@ -1,24 +1,20 @@
-"""PipelineService.Ask over a real socket with the real model.
+"""PipelineService.Ask over a real socket with the real model and relyscope.pipeline.Pipeline.
 
-Uses relyscope.pipeline.Pipeline when this checkout has it; otherwise a stand-in with the
-same documented interface (`ask(query, top_k, system=None, audit=None, *, tool_calls=None)`
-returning an object with `.case`, `.report`, `.timings`), so the servicer is tested either way.
-"""
+The pipeline is imported at module level on purpose: a broken pipeline fails this file."""
 
 from __future__ import annotations
 
 import re
-from types import SimpleNamespace
 from typing import Any
 
 import grpc
 import pytest
-from service_support import SOURCES, SYSTEM, running_server
+from service_support import SOURCES, running_server
 
-from relyscope.audits import run_audit
-from relyscope.case import Case, Source
+from relyscope.case import Source
 from relyscope.client import Client, ServiceCallError
 from relyscope.config import AuditConfig
+from relyscope.pipeline import Pipeline
 
 pytestmark = pytest.mark.real_model
 
@@ -34,30 +30,7 @@ class WordOverlapRetriever:
                 for score, i, text in scored[:top_k]]
 
 
-class StandInPipeline:
-    """relyscope.pipeline.Pipeline's interface, for checkouts without that module."""
-
-    def __init__(self, retriever: Any, lm: Any) -> None:
-        self.retriever, self.lm = retriever, lm
-
-    def ask(self, query: str, top_k: int = 5, system: str | None = None,
-            audit: AuditConfig | None = None, *, tool_calls: Any = None) -> SimpleNamespace:
-        if tool_calls:
-            raise ValueError(f"tool_calls[0]: unknown tool {tool_calls[0][0]!r}")
-        sources = self.retriever.retrieve(query, top_k)
-        case = self.lm.answer(Case.from_dict({
-            "id": "ask-1", "system": system or SYSTEM, "query": query,
-            "sources": [s.model_dump() for s in sources],
-            "decoding": {"max_new_tokens": 24}}))
-        report = run_audit(case, self.lm, audit) if audit is not None else None
-        return SimpleNamespace(case=case, report=report, timings={"retrieve_s": 0.0})
-
-
-def make_pipeline(lm: Any) -> Any:
-    try:
-        from relyscope.pipeline import Pipeline
-    except ImportError:
-        return StandInPipeline(WordOverlapRetriever(), lm)
+def make_pipeline(lm: Any) -> Pipeline:
     return Pipeline(WordOverlapRetriever(), lm)
 
 

@@ -3,7 +3,8 @@
 Every state change is a Lua script, so it is atomic against other workers and the server:
 `start` moves QUEUED (or RUNNING, for a redelivered job whose worker died) to RUNNING;
 `finish` writes DONE/FAILED/CANCELLED only while the job is not finished yet, so a duplicate
-delivery can never report a job twice; `progress` records a finished method and returns the
+delivery can never report a job twice, and counts every attempt in `finish_writes`, so a
+duplicate that ran to the end shows; `progress` records a finished method and returns the
 state, which is how a running worker learns that its job was cancelled.
 """
 
@@ -34,12 +35,16 @@ end
 return s
 """
 
+# `finish_writes` counts every attempt to write an outcome, the refused ones too, so a job whose
+# outcome was reported twice (a duplicate delivery that ran to the end) shows 2; only the first
+# attempt's outcome is stored.
 _FINISH = """
 local s = redis.call('HGET', KEYS[1], 'state')
-if not s or s == 'DONE' or s == 'FAILED' or s == 'CANCELLED' then return 0 end
+if not s then return 0 end
+redis.call('HINCRBY', KEYS[1], 'finish_writes', 1)
+if s == 'DONE' or s == 'FAILED' or s == 'CANCELLED' then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'finished_at', ARGV[2], 'report', ARGV[3],
            'error', ARGV[4], 'finished_by', ARGV[5])
-redis.call('HINCRBY', KEYS[1], 'finish_writes', 1)
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 return 1
 """
