@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from relyscope.errors import CaseError
+from relyscope.limits import InputBudget, OverBudget, check_file_size, file_size_message
 
 __all__ = ["Case", "CaseError", "Decoding", "Source", "ToolCall", "Unit", "iter_cases",
            "load_case", "save_case", "split_sentences"]
@@ -201,30 +202,46 @@ def field_path(loc: tuple[Any, ...]) -> str:
 
 
 def load_case(path: str | Path) -> Case:
+    """One case from a .json file; a file over the byte budget is refused before reading."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise CaseError("", f"not valid JSON ({err})", record=str(path)) from None
-    return Case.from_dict(data, record=str(path))
+    check_file_size(path)
+    return _case_from_bytes(path.read_bytes(), str(path))
 
 
 def iter_cases(path: str | Path) -> Iterator[Case]:
-    """Cases from a .json file (one case) or a .jsonl file (one case a line)."""
+    """Cases from a .json file (one case) or a .jsonl file (one case a line).
+
+    A .jsonl file may be any size; each of its lines is held to the byte budget, read no
+    further than one byte past it.
+    """
     path = Path(path)
     if path.suffix != ".jsonl":
         yield load_case(path)
         return
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
+    budget = InputBudget.from_env()
+    with path.open("rb") as handle:
+        number = 0
+        while line := handle.readline(budget.max_case_bytes + 1):
+            number += 1
             record = f"{path}:{number}"
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise CaseError("", f"not valid JSON ({err})", record=record) from None
-            yield Case.from_dict(data, record=record)
+            if len(line) > budget.max_case_bytes:
+                raise OverBudget("", file_size_message(budget.max_case_bytes, budget,
+                                                       "the line is more than"),
+                                 record=record)
+            if line.strip():
+                yield _case_from_bytes(line, record)
+
+
+def _case_from_bytes(data: bytes, record: str) -> Case:
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise CaseError("", f"not valid UTF-8 ({err})", record=record) from None
+    except json.JSONDecodeError as err:
+        raise CaseError("", f"not valid JSON ({err})", record=record) from None
+    except RecursionError:
+        raise CaseError("", "not valid JSON (nested too deeply)", record=record) from None
+    return Case.from_dict(value, record=record)
 
 
 def save_case(case: Case, path: str | Path) -> None:
