@@ -17,13 +17,11 @@ from langchain_core.runnables import RunnableLambda
 from relyscope.agents import CaseRecorder
 from relyscope.cli.retrieval import add_commands
 from relyscope.retrievers import (
-    Document,
     EmbedderMismatchError,
     EmptyCorpusError,
     FaissRetriever,
     IndexNotFoundError,
     IndexSettings,
-    chunk_documents,
     load_documents,
 )
 from relyscope.retrievers.embedder import Embedder
@@ -84,31 +82,14 @@ def test_saved_index_has_manifest_and_sources_keep_metadata(demo_dir, demo):
     assert manifest["embedder"]["id"] == "all-MiniLM-L6-v2"
     assert manifest["embedder"]["dims"] == 384
     assert manifest["index"] == {"type": "flat", "metric": "inner_product", "ntotal": 36}
-    assert manifest["chunking"]["chunk_size"] == 800 and manifest["chunking"]["overlap"] == 120
+    assert manifest["chunking"]["chunk_size"] == 200 and manifest["chunking"]["overlap"] == 30
+    assert manifest["chunking"]["unit"] == "embedder tokens"
     assert sorted(p.name for p in demo_dir.iterdir()) == ["chunks.jsonl", "index.faiss",
                                                           "manifest.json"]
     (source,) = demo.retrieve("Ostry Blue cheese aging", top_k=1)
     assert source.title == "Ostry Blue cheese"
     assert source.metadata["topic"] == "food" and source.metadata["doc_id"] == "ostry-cheese"
     assert source.text.startswith("Ostry Blue is a sheep's milk cheese")
-
-
-def test_chunking_overlaps_and_ids_are_stable():
-    text = " ".join(f"word{i:03d}" for i in range(200))  # 1,599 chars
-    doc = Document(id="long", text=text, metadata={"k": "v"})
-    chunks = chunk_documents([doc], chunk_size=300, overlap=60)
-    assert [c.id for c in chunks] == [f"long#c{i}" for i in range(len(chunks))]
-    assert len(chunks) >= 6 and all(len(c.text) <= 300 for c in chunks)
-    for a, b in zip(chunks, chunks[1:], strict=False):
-        assert b.start < a.end and a.end - b.start <= 60  # overlap, at most `overlap` chars
-        assert text[b.start:b.end] == b.text
-    assert chunks[0].start == 0 and chunks[-1].end == len(text)
-    assert chunks == chunk_documents([doc], chunk_size=300, overlap=60)
-    assert chunks[2].to_source().metadata == {"k": "v", "doc_id": "long", "chunk": 2,
-                                              "char_start": chunks[2].start,
-                                              "char_end": chunks[2].end}
-    with pytest.raises(ValueError, match="overlap"):
-        chunk_documents([doc], chunk_size=100, overlap=100)
 
 
 def test_folder_corpus_reads_txt_and_md(tmp_path, capsys):
@@ -193,11 +174,11 @@ def parser() -> argparse.ArgumentParser:
 
 def test_index_command_builds_a_loadable_index(tmp_path, capsys):
     args = parser().parse_args(["index", str(DEMO), "--out", str(tmp_path / "idx"),
-                                "--chunk-size", "400", "--overlap", "50"])
+                                "--chunk-size", "120", "--overlap", "20"])
     assert args.func(args) == 0
     assert "indexed 36 documents" in capsys.readouterr().err
     loaded = FaissRetriever.load(tmp_path / "idx")
-    assert loaded.manifest["chunking"]["chunk_size"] == 400
+    assert loaded.manifest["chunking"]["chunk_size"] == 120
     assert loaded.retrieve("Who designed the Kestrel Point lighthouse?", 1)[0].id == \
         "kestrel-lighthouse#c0"
 

@@ -1,15 +1,17 @@
-"""Documents in, chunks out: reading a corpus and splitting it with overlap.
+"""Documents in, chunks out: reading a corpus and splitting it at its structure.
 
-Chunk ids are ``{doc_id}#c{position}``: stable across rebuilds as long as the document and the
-chunking settings are, so audit reports keyed by chunk id stay comparable.
+Chunks are cut at paragraphs, lines, sentences and words (in that order of preference) and
+sized in the embedder's tokens. Chunk ids are ``{doc_id}#c{position}``: stable across rebuilds
+as long as the document, the chunking settings and the tokenizer are, so audit reports keyed
+by chunk id stay comparable. A chunk's text is always ``document.text[start:end]``.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -111,44 +113,87 @@ def _read_jsonl(file: Path) -> Iterator[Document]:
 
 # -- chunking ------------------------------------------------------------------------------------
 
-_WORD = re.compile(r"\S+")
+#: Coarsest first: a piece that fits is kept whole, only a piece that does not is cut finer.
+#: No "" fallback, so a boundary never falls inside a word (a longer word stays whole).
+SEPARATORS = ("\n\n", "\n", ". ", "? ", "! ", "; ", " ")
+DEFAULT_CHUNK_TOKENS = 200
+DEFAULT_OVERLAP_TOKENS = 30
+
+TokenCounter = Callable[[str], int]
 
 
-def chunk_spans(text: str, chunk_size: int, overlap: int) -> list[tuple[int, int]]:
-    """Char spans of at most `chunk_size` chars cut at whitespace, each overlapping the last.
+def token_counter(tokenizer: Any) -> TokenCounter:
+    """Counts a text's tokens under `tokenizer` (a Hugging Face tokenizer), special tokens
+    excluded: the embedder adds two ([CLS], [SEP]) to every chunk on top."""
 
-    A chunk starts at the first word that begins at or after `overlap` chars before the previous
-    chunk's end (and always after the previous chunk's start, so the loop advances). A single
-    word longer than `chunk_size` becomes a chunk of its own.
+    backend = getattr(tokenizer, "backend_tokenizer", None)  # no "sequence too long" warning
+    if backend is not None:  # a copy without the embedder's truncation and padding
+        backend = type(backend).from_str(backend.to_str())
+        backend.no_truncation()
+        backend.no_padding()
+
+    @lru_cache(maxsize=4096)  # the splitter measures each piece again while merging
+    def count(text: str) -> int:
+        if backend is not None:
+            return len(backend.encode(text, add_special_tokens=False).ids)
+        return len(tokenizer.tokenize(text))
+
+    return count
+
+
+def chunk_spans(text: str, chunk_size: int, overlap: int,
+                count_tokens: TokenCounter) -> list[tuple[int, int]]:
+    """Char spans of chunks of at most `chunk_size` tokens, cut at structure.
+
+    LangChain's RecursiveCharacterTextSplitter splits at paragraphs, then lines, then
+    sentences, then words, and merges neighbouring pieces up to `chunk_size` tokens, repeating
+    up to `overlap` tokens of trailing pieces at the start of the next chunk. Each chunk is a
+    stripped run of consecutive pieces, and the chunks cover every non-space char; so a chunk
+    starts after the previous chunk's start and at or before the first non-space char after
+    its end. Its offsets are its last occurrence in that window (an earlier one can be a
+    repeat: reference grammars repeat whole lines).
     """
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     if not 0 <= overlap < chunk_size:
         raise ValueError(f"overlap must be in [0, chunk_size), got {overlap}")
-    words = [m.span() for m in _WORD.finditer(text)]
+    splitter = RecursiveCharacterTextSplitter(
+        separators=list(SEPARATORS), keep_separator="end", chunk_size=chunk_size,
+        chunk_overlap=overlap, length_function=count_tokens, strip_whitespace=True)
     spans: list[tuple[int, int]] = []
-    first = 0
-    while first < len(words):
-        start = words[first][0]
-        last = first
-        while last + 1 < len(words) and words[last + 1][1] - start <= chunk_size:
-            last += 1
-        end = words[last][1]
+    low, end = 0, 0
+    for piece in splitter.split_text(text):
+        piece = piece.strip()  # a piece too long to cut further comes back unstripped
+        if not piece:
+            continue
+        high = len(text) - len(text[end:].lstrip())  # first non-space char after the last chunk
+        start = text.rfind(piece, low, high + len(piece))
+        if start < 0:  # the splitter only ever cuts and strips; this would be a bug there
+            raise RuntimeError(f"chunk not found in its document between {low} and {high}")
+        end = start + len(piece)
         spans.append((start, end))
-        if last == len(words) - 1:
-            break
-        nxt = last + 1
-        while nxt - 1 > first and words[nxt - 1][0] >= end - overlap:
-            nxt -= 1
-        first = nxt
+        low = start + 1
     return spans
 
 
-def chunk_documents(docs: Iterable[Document], chunk_size: int = 800,
-                    overlap: int = 120) -> list[Chunk]:
+def chunk_documents(docs: Iterable[Document], chunk_size: int = DEFAULT_CHUNK_TOKENS,
+                    overlap: int = DEFAULT_OVERLAP_TOKENS,
+                    count_tokens: TokenCounter | None = None) -> list[Chunk]:
+    """Chunks of at most `chunk_size` tokens (`overlap` tokens shared between neighbours).
+
+    Tokens are counted by `count_tokens`, by default the packaged embedder's tokenizer, so a
+    chunk fits the embedder's window and nothing is truncated away when it is embedded.
+    """
+    if count_tokens is None:
+        from relyscope.retrievers.embedder import default_embedder
+
+        count_tokens = token_counter(default_embedder().model.tokenizer)
     chunks: list[Chunk] = []
     for doc in docs:
-        for position, (start, end) in enumerate(chunk_spans(doc.text, chunk_size, overlap)):
+        spans = chunk_spans(doc.text, chunk_size, overlap, count_tokens)
+        for position, (start, end) in enumerate(spans):
             chunks.append(Chunk(id=f"{doc.id}#c{position}", doc_id=doc.id, position=position,
                                 text=doc.text[start:end], start=start, end=end, title=doc.title,
                                 metadata=dict(doc.metadata)))

@@ -21,7 +21,16 @@ import numpy as np
 
 from relyscope.case import Source
 from relyscope.retrievers.base import EmbedderMismatchError, EmptyCorpusError, IndexNotFoundError
-from relyscope.retrievers.documents import Chunk, Document, chunk_documents, load_documents
+from relyscope.retrievers.documents import (
+    DEFAULT_CHUNK_TOKENS,
+    DEFAULT_OVERLAP_TOKENS,
+    SEPARATORS,
+    Chunk,
+    Document,
+    chunk_documents,
+    load_documents,
+    token_counter,
+)
 from relyscope.retrievers.embedder import DEFAULT_EMBEDDER, Embedder, default_embedder
 
 IndexType = Literal["flat", "ivf"]
@@ -31,8 +40,8 @@ INDEX_FILE, CHUNKS_FILE, MANIFEST_FILE = "index.faiss", "chunks.jsonl", "manifes
 
 @dataclass(frozen=True)
 class IndexSettings:
-    chunk_size: int = 800
-    overlap: int = 120
+    chunk_size: int = DEFAULT_CHUNK_TOKENS  # embedder tokens, at most its window less 2
+    overlap: int = DEFAULT_OVERLAP_TOKENS  # embedder tokens
     index: IndexType = "flat"
     nlist: int | None = None  # ivf: number of inverted lists (default about 4 * sqrt(n))
     nprobe: int | None = None  # ivf: lists searched per query (default nlist / 8, at least 1)
@@ -63,10 +72,15 @@ class FaissRetriever:
         if settings.index not in ("flat", "ivf"):
             raise ValueError(f"index must be 'flat' or 'ivf', got {settings.index!r}")
         docs = load_documents(documents) if isinstance(documents, str | Path) else documents
-        chunks = chunk_documents(docs, settings.chunk_size, settings.overlap)
+        embedder = embedder or default_embedder()
+        window = chunk_window(embedder)
+        if window is not None and settings.chunk_size > window:
+            raise ValueError(f"chunk_size: {settings.chunk_size} tokens do not fit the "
+                             f"embedder's window of {window} tokens (plus 2 special tokens)")
+        chunks = chunk_documents(docs, settings.chunk_size, settings.overlap,
+                                 token_counter(embedder.model.tokenizer))
         if not chunks:
             raise EmptyCorpusError("corpus is empty: no document has any text to index")
-        embedder = embedder or default_embedder()
         started = time.perf_counter()
         # one call: sentence-transformers sorts by length (less padding) and shows the bar
         vectors = embedder.encode([c.text for c in chunks], batch_size=settings.batch_size,
@@ -78,7 +92,9 @@ class FaissRetriever:
             "index": {"type": settings.index, "metric": "inner_product", **params,
                       "ntotal": int(index.ntotal)},
             "chunking": {"chunk_size": settings.chunk_size, "overlap": settings.overlap,
-                         "unit": "characters, cut at whitespace", "id": "{doc_id}#c{position}"},
+                         "unit": "embedder tokens",
+                         "splitter": "langchain RecursiveCharacterTextSplitter",
+                         "separators": list(SEPARATORS), "id": "{doc_id}#c{position}"},
             "documents": len({c.doc_id for c in chunks}),
             "chunks": len(chunks),
             "build_seconds": round(time.perf_counter() - started, 3),
@@ -145,6 +161,12 @@ class FaissRetriever:
     def describe(self) -> dict[str, Any]:
         return {"kind": "faiss", **{k: self.manifest[k] for k in
                                     ("embedder", "index", "chunking", "documents", "chunks")}}
+
+
+def chunk_window(embedder: Embedder) -> int | None:
+    """The most tokens a chunk may have so the embedder reads all of it (None: unknown)."""
+    limit = getattr(embedder.model, "max_seq_length", None)
+    return None if not limit else int(limit) - 2
 
 
 def check_embedder(embedder: Embedder, expected: dict[str, Any], where: Path | str) -> None:
