@@ -14,6 +14,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from service_support import bad_request_field, running_server
 
 from relyscope.audits import run_audit
 from relyscope.case import Case, CaseError, iter_cases, load_case
@@ -26,7 +27,6 @@ from relyscope.limits import (
     check_tokens,
 )
 from relyscope.protocol.convert import case_to_proto, config_to_proto
-from tests.service_support import bad_request_field, running_server
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG_TEXT = ("The Zelk guild keeps ledgers of copper and salt. " * 4100)[:200_000]

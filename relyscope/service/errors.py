@@ -18,6 +18,7 @@ from grpc_status import rpc_status
 
 from relyscope.case import CaseError
 from relyscope.errors import BudgetTooSmall, ContextOverflow
+from relyscope.limits import OverBudget
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ def classify(err: BaseException) -> JobError:
     """The status a caller should see for `err`."""
     if isinstance(err, ServiceError):
         return err.error
+    if isinstance(err, OverBudget):  # well-formed, but more than this server takes
+        return JobError("RESOURCE_EXHAUSTED", err.message, err.field)
     if isinstance(err, CaseError):
         return JobError("INVALID_ARGUMENT", err.message, err.field)
     if isinstance(err, JobCancelled):

@@ -2,8 +2,11 @@
 
 The port opens at once with health NOT_SERVING; the model loads on the model thread and
 health turns SERVING when it is ready (load balancers and `grpc_health_probe` wait on that).
-On SIGTERM/SIGINT health flips back to NOT_SERVING first, then in-flight calls get a grace
-period, then queued jobs are cancelled.
+On SIGTERM/SIGINT (see `RelyscopeServer.stop`) health flips to NOT_SERVING at once and new
+calls are refused with UNAVAILABLE while health probes keep answering; in-flight calls get the
+grace period, then the rest are cancelled. An audit still running on the model thread cannot
+be interrupted mid-forward-pass, so `serve` does not wait for it: it logs that and ends the
+process with os._exit once everything else is closed.
 """
 
 from __future__ import annotations
@@ -11,9 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import ipaddress
 import logging
+import os
 import signal
+import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +32,8 @@ from grpc_reflection.v1alpha import reflection
 
 from relyscope._proto.v1 import audit_pb2, audit_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
 from relyscope.protocol.defaults import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT
+from relyscope.service.api.decoding import DecodingInterceptor
+from relyscope.service.api.drain import DrainInterceptor
 from relyscope.service.api.servicers import AuditServicer, PipelineServicer, ServiceState
 from relyscope.service.engine import Engine, Loader, PipelineFactory
 from relyscope.service.jobs.celery_app import queue_name
@@ -41,7 +50,7 @@ PIPELINE_SERVICE = pipeline_pb2.DESCRIPTOR.services_by_name["PipelineService"].f
 
 @dataclass
 class ServeOptions:
-    host: str = "[::]"
+    host: str = "127.0.0.1"  # other interfaces only when asked (deploy/ binds 0.0.0.0)
     port: int = DEFAULT_PORT  # 0: any free port (the bound one is returned by start())
     model: str | None = None
     index: str | None = None
@@ -141,6 +150,7 @@ class RelyscopeServer:
         self._server: grpc.aio.Server | None = None
         self._loading: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
+        self.drain = DrainInterceptor()
 
     def _audit(self, case: Any, config: Any, deadline: float | None, progress: Any) -> Any:
         return self.state.require_engine().audit(case, config, deadline, progress)
@@ -148,7 +158,10 @@ class RelyscopeServer:
     async def start(self) -> int:
         options = self.options
         credentials = server_credentials(options)  # fail on bad files before binding
-        interceptors = [BearerTokenInterceptor(options.auth_token)] if options.auth_token else []
+        interceptors: list[grpc.aio.ServerInterceptor] = [self.drain]
+        if options.auth_token:
+            interceptors.append(BearerTokenInterceptor(options.auth_token))
+        interceptors.append(DecodingInterceptor())
         server = grpc.aio.server(interceptors=interceptors,
                                  options=message_size_options(options.max_message_bytes))
         audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.state), server)
@@ -191,21 +204,31 @@ class RelyscopeServer:
         await asyncio.shield(self._loading)
 
     async def stop(self, grace: float | None = None) -> None:
-        """Health NOT_SERVING, then a grace period for in-flight calls, then cancel the rest."""
+        """Drain: health NOT_SERVING and new calls refused at once; in-flight calls get
+        `grace` seconds (default --grace); then the rest are cancelled and the port closed."""
         if self._stopping is None:
             self._stopping = asyncio.ensure_future(self._stop(grace))
         await asyncio.shield(self._stopping)
 
     async def _stop(self, grace: float | None) -> None:
+        grace = self.options.grace_s if grace is None else grace
+        started = time.monotonic()
+        self.drain.start_draining()
         await self.health.enter_graceful_shutdown()
-        if self._server is not None:
-            await self._server.stop(self.options.grace_s if grace is None else grace)
+        log.warning("shutdown: health NOT_SERVING, refusing new calls; %d call(s) in flight, "
+                    "%.1fs grace", self.drain.in_flight, grace)
+        if self.drain.in_flight and not await self.drain.wait_idle(grace):
+            log.warning("shutdown: grace over, cancelling %d call(s) in flight",
+                        self.drain.in_flight)
         if self._loading is not None and not self._loading.done():
             self._loading.cancel()
-        self.jobs.shutdown()
+        self.jobs.shutdown()  # queued jobs cancelled, the running one asked to stop
         self.state.admission.shutdown(wait=False, cancel_futures=True)
+        if self._server is not None:
+            await self._server.stop(0)
         if self.redis_jobs is not None:
             self.redis_jobs.close()  # queued jobs stay in Redis for the next server
+        log.warning("shutdown: port closed after %.1fs", time.monotonic() - started)
 
     async def wait_for_termination(self) -> None:
         assert self._server is not None, "start() first"
@@ -222,8 +245,28 @@ def _redis_jobs(options: ServeOptions) -> RedisJobs | None:
                      visibility_timeout=options.visibility_timeout_s)
 
 
+def exposure_warning(options: ServeOptions) -> str | None:
+    """A warning when the server listens beyond this machine without TLS or a token."""
+    host = options.host.strip("[]")
+    try:
+        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = False  # a host name: it may resolve to any interface
+    if local or (options.tls_cert and options.auth_token):
+        return None
+    missing = " and ".join(what for what, given in (("TLS", options.tls_cert),
+                                                    ("a bearer token", options.auth_token))
+                           if not given)
+    return (f"WARNING: listening on {options.host}, beyond this machine, without {missing}: "
+            f"anyone who can reach the port can use the service")
+
+
 async def serve(options: ServeOptions, loader: Loader | None = None) -> None:
-    """Run until SIGTERM/SIGINT; raises when the model fails to load."""
+    """Run until SIGTERM/SIGINT; raises when the model fails to load.
+
+    Ends the process itself (os._exit, after the port is closed and the logs flushed) when
+    the model thread is still busy after shutdown, so --grace bounds the time to exit.
+    """
     server = RelyscopeServer(options, loader)
     port = await server.start()
     log.warning("relyscope serving on %s:%d (%s, %s, %s); loading the model", options.host,
@@ -231,9 +274,16 @@ async def serve(options: ServeOptions, loader: Loader | None = None) -> None:
                 "bearer auth" if options.auth_token else "no auth",
                 f"async jobs on Redis {options.redis_url}" if options.redis_url
                 else "in-process jobs")
+    if (warning := exposure_warning(options)) is not None:
+        log.warning("%s", warning)
     loop = asyncio.get_running_loop()
+
+    def on_signal(signum: signal.Signals) -> None:
+        log.warning("shutdown: %s received", signum.name)
+        asyncio.ensure_future(server.stop())
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, lambda: asyncio.ensure_future(server.stop()))
+        loop.add_signal_handler(signum, on_signal, signum)
     try:
         await server.ready()
     except asyncio.CancelledError:
@@ -245,6 +295,24 @@ async def serve(options: ServeOptions, loader: Loader | None = None) -> None:
         log.warning("model loaded: SERVING")
     await server.wait_for_termination()
     await server.stop()
+    _exit_if_busy()
+
+
+def _exit_if_busy(wait_s: float = 0.25) -> None:
+    """os._exit when a model or admission thread is still working (it would hold the process
+    at interpreter exit until its audit ends, however long after the grace period)."""
+    deadline = time.monotonic() + wait_s
+    busy = [t for t in threading.enumerate()
+            if t.name.startswith(("relyscope-model", "relyscope-admission"))]
+    for thread in busy:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if any(thread.is_alive() for thread in busy):
+        log.warning("shutdown: abandoning the work still running on the model thread; exiting")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    log.warning("shutdown: done")
 
 
 class BackgroundServer:

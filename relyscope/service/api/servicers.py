@@ -22,6 +22,7 @@ from relyscope._proto.v1 import audit_pb2 as pb
 from relyscope._proto.v1 import audit_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
 from relyscope.case import Case, CaseError
 from relyscope.config import AuditConfig
+from relyscope.limits import OverBudget, check_chars, check_tokens
 from relyscope.protocol.convert import (
     case_from_proto,
     case_to_proto,
@@ -146,20 +147,21 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
     async def _check_tokens(self, engine: Engine, case: Case, config: AuditConfig,
                             params: dict[str, Any]) -> None:
+        """The shared input budget: characters first (cheap), then tokens."""
         context_size = engine.lm.info.max_positions
-        limits = {"parameters[max_tokens]": params.get("max_tokens"), "case": context_size}
+        try:
+            check_chars(case, context_size)
+        except OverBudget as err:
+            raise OverBudget("case", err.message) from None
         # tokenising a long case takes a while: not on the event loop, not on the model thread
         try:
             tokens = await asyncio.get_running_loop().run_in_executor(
                 self.state.admission, engine.count_tokens, case, config)
         except ValueError as err:  # the case cannot be rendered for this model
             raise CaseError("case", str(err)) from None
-        for where, limit in limits.items():
-            if limit is not None and tokens > limit:
-                what = "max_tokens" if where != "case" else "the model's context"
-                raise ServiceError("RESOURCE_EXHAUSTED",
-                                   f"case {case.id!r} is {tokens} tokens (prompt + answer), "
-                                   f"over {what} of {limit}", where)
+        check_tokens(case, tokens, params.get("max_tokens"), "max_tokens",
+                     "parameters[max_tokens]")
+        check_tokens(case, tokens, context_size, field="case")
 
     def _submit(self, request: pb.AuditRequest, admitted: Admitted,
                 progress: Callable[[dict[str, Any]], None] | None = None) -> Job:
