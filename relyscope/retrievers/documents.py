@@ -113,9 +113,12 @@ def _read_jsonl(file: Path) -> Iterator[Document]:
 
 # -- chunking ------------------------------------------------------------------------------------
 
-#: Coarsest first: a piece that fits is kept whole, only a piece that does not is cut finer.
-#: No "" fallback, so a boundary never falls inside a word (a longer word stays whole).
-SEPARATORS = ("\n\n", "\n", ". ", "? ", "! ", "; ", " ")
+#: Regular expressions, coarsest first: paragraphs (a blank line), sentences, lines, words. A
+#: piece that fits is kept whole; only one that does not is cut at the next finer level.
+#: Sentences come before lines because most prose is hard-wrapped: a line end is rarely a
+#: sentence end. No "" fallback, so a boundary never falls inside a word (a longer word stays
+#: whole, over the size).
+SEPARATORS = (r"\n[^\S\n]*\n\s*", r"(?<=[.?!])\s+", r"\n\s*", r"\s+")
 DEFAULT_CHUNK_TOKENS = 200
 DEFAULT_OVERLAP_TOKENS = 30
 
@@ -145,8 +148,8 @@ def chunk_spans(text: str, chunk_size: int, overlap: int,
                 count_tokens: TokenCounter) -> list[tuple[int, int]]:
     """Char spans of chunks of at most `chunk_size` tokens, cut at structure.
 
-    LangChain's RecursiveCharacterTextSplitter splits at paragraphs, then lines, then
-    sentences, then words, and merges neighbouring pieces up to `chunk_size` tokens, repeating
+    LangChain's RecursiveCharacterTextSplitter splits at paragraphs, then sentences, then
+    lines, then words, and merges neighbouring pieces up to `chunk_size` tokens, repeating
     up to `overlap` tokens of trailing pieces at the start of the next chunk. Each chunk is a
     stripped run of consecutive pieces, and the chunks cover every non-space char; so a chunk
     starts after the previous chunk's start and at or before the first non-space char after
@@ -160,7 +163,8 @@ def chunk_spans(text: str, chunk_size: int, overlap: int,
     if not 0 <= overlap < chunk_size:
         raise ValueError(f"overlap must be in [0, chunk_size), got {overlap}")
     splitter = RecursiveCharacterTextSplitter(
-        separators=list(SEPARATORS), keep_separator="end", chunk_size=chunk_size,
+        separators=list(SEPARATORS), is_separator_regex=True, keep_separator="end",
+        chunk_size=chunk_size,
         chunk_overlap=overlap, length_function=count_tokens, strip_whitespace=True)
     spans: list[tuple[int, int]] = []
     low, end = 0, 0
