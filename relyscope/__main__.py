@@ -1,3 +1,5 @@
+"""`python -m relyscope` is the `relyscope` command."""
+
 import sys
 
 from relyscope.cli import main

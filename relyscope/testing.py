@@ -4,30 +4,45 @@ does not rely on what it should."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from relyscope.case import Case
 from relyscope.config import AuditConfig
 from relyscope.report_model import Report
 
+if TYPE_CHECKING:  # the model stack loads only when a case is audited, not to check a report
+    from relyscope.models import CausalLM
+    from relyscope.models.loading import ModelOptions
+
 RELIED = frozenset({"relied", "relied-not-attended"})
 
 
-def assert_reliance(case_or_report: Case | Report, *, lm: object | None = None,
-                    config: AuditConfig | None = None, grounded: bool | None = None,
-                    relied_on: Iterable[str] = (), not_relied_on: Iterable[str] = (),
-                    min_reliance: float | None = None, method: str = "loo") -> Report:
+@lru_cache(maxsize=2)
+def shared_model(options: ModelOptions) -> CausalLM:
+    """One loaded model per options for the whole test session (loading takes seconds)."""
+    return options.load()
+
+
+def assert_reliance(case_or_report: Case | Report, *, lm: CausalLM | None = None,
+                    model: ModelOptions | None = None, config: AuditConfig | None = None,
+                    grounded: bool | None = None, relied_on: Iterable[str] = (),
+                    not_relied_on: Iterable[str] = (), min_reliance: float | None = None,
+                    method: str = "loo") -> Report:
     """Audit (when given a Case) and check the report; returns the report.
 
+    lm: a loaded model; else `model`'s options (default: the packaged model on the CPU),
+    loaded once and shared by every call with the same options.
     grounded: the audit must (True) or must not (False) say `grounded`.
     relied_on / not_relied_on: unit ids that must / must not have a relied verdict.
     min_reliance: each `relied_on` unit's `method` score must reach this (nats).
     """
     if isinstance(case_or_report, Case):
         from relyscope.audits import run_audit
-        from relyscope.models import CausalLM
+        from relyscope.models.loading import ModelOptions
 
-        lm = lm if lm is not None else CausalLM.load()
-        report = run_audit(case_or_report, lm, config)  # type: ignore[arg-type]
+        lm = lm if lm is not None else shared_model(model or ModelOptions())
+        report = run_audit(case_or_report, lm, config)
     else:
         report = case_or_report
     problems: list[str] = []

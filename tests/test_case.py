@@ -3,7 +3,7 @@ import json
 import pytest
 
 from relyscope.case import Case, CaseError, iter_cases, load_case, split_sentences
-from relyscope.cli import example_case_path
+from relyscope.cli.demo import example_case_path
 
 ISSUE_SHAPE = {
     "id": "c1", "system": "Answer using the context.", "query": "Who founded the Zelk guild?",

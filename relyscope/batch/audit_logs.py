@@ -35,6 +35,7 @@ from relyscope.report_model import Report
 
 if TYPE_CHECKING:
     from relyscope.models import CausalLM
+    from relyscope.models.loading import ModelOptions
 
 #: Audits queued per worker: enough to keep each busy, few enough that a kill loses little.
 QUEUE_PER_WORKER = 2
@@ -70,19 +71,25 @@ class BatchSummary:
 
 def audit_logs(paths: str | Path | Iterable[str | Path], out: str | Path, *,
                config: AuditConfig | None = None, lm: CausalLM | None = None,
-               model: str | None = None, workers: int = 1, html: str | Path | None = None,
+               model: ModelOptions | str | None = None, workers: int = 1,
+               html: str | Path | None = None,
                annotations: str | Path | None = None, fmt: FormatName | None = None,
                parse_arguments: bool = False, progress: bool = True) -> BatchSummary:
     """Audit the records of `paths` not yet in `out`, appending one line per record.
 
-    `lm` (in-process, one worker only) or `model` (a model folder; None: the packaged model)
-    chooses the model. `parse_arguments` makes tool-call arguments that are not JSON an error.
+    `lm` (in-process, one worker only) or `model` chooses the model: `ModelOptions` (model
+    folder, device, dtype), a model folder, or None for the packaged model on the CPU; every
+    worker process loads it with the same options. `parse_arguments` makes tool-call arguments
+    that are not JSON an error.
     """
+    from relyscope.models.loading import ModelOptions
+
     if workers < 1:
         raise ValueError("workers must be at least 1")
     if lm is not None and workers > 1:
         raise ValueError("a loaded model cannot be shared with worker processes: give the "
-                         "model's folder (model=...) with workers > 1")
+                         "model's folder or ModelOptions (model=...) with workers > 1")
+    options = ModelOptions.of(model)  # bad options fail here, before any log is read
     config = config or AuditConfig(methods=("attention", "loo"))
     started = time.monotonic()
     summary = BatchSummary(out=Path(out))
@@ -106,7 +113,7 @@ def audit_logs(paths: str | Path | Iterable[str | Path], out: str | Path, *,
                 todo.append(record)
         summary.records = len(seen)
         if todo:
-            _audit_all(todo, results, summary, config=config, lm=lm, model=model,
+            _audit_all(todo, results, summary, config=config, lm=lm, model=options,
                        workers=workers, progress=progress)
         summary.results = len(results.done)
     if html is not None:
@@ -132,14 +139,12 @@ def audit_one(case: Case, lm: CausalLM, config: AuditConfig) -> tuple[str, dict[
 
 
 def _audit_all(todo: list[LogRecord], results: ResultsFile, summary: BatchSummary, *,
-               config: AuditConfig, lm: CausalLM | None, model: str | None, workers: int,
+               config: AuditConfig, lm: CausalLM | None, model: ModelOptions, workers: int,
                progress: bool) -> None:
     from tqdm import tqdm
 
     if workers == 1 and lm is None:
-        from relyscope.models import CausalLM
-
-        lm = CausalLM.load(model)
+        lm = model.load()
     with tqdm(total=len(todo), unit="record", file=sys.stderr, disable=not progress,
               dynamic_ncols=True, smoothing=0.05) as bar:
         if summary.skipped:
@@ -169,7 +174,7 @@ def _audit_all(todo: list[LogRecord], results: ResultsFile, summary: BatchSummar
 
 def _audit_in_pool(todo: list[LogRecord],
                    record_result: Callable[[LogRecord, str, dict[str, Any]], None],
-                   *, config: AuditConfig, model: str | None, workers: int) -> None:
+                   *, config: AuditConfig, model: ModelOptions, workers: int) -> None:
     threads = max(1, (os.cpu_count() or 1) // workers)
     pending = iter(todo)
     in_flight: dict[Future[tuple[str, dict[str, Any]]], LogRecord] = {}
@@ -193,14 +198,12 @@ def _audit_in_pool(todo: list[LogRecord],
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(model: str | None, config: dict[str, Any], threads: int) -> None:
+def _init_worker(model: ModelOptions, config: dict[str, Any], threads: int) -> None:
     """Runs once in each worker process: split the cores, load the model."""
     import torch
 
-    from relyscope.models import CausalLM
-
     torch.set_num_threads(threads)
-    _WORKER["lm"] = CausalLM.load(model)
+    _WORKER["lm"] = model.load()
     _WORKER["config"] = AuditConfig.model_validate(config)
 
 

@@ -1,21 +1,23 @@
-"""`relyscope audit-logs`: the command line of the batch audit of logged conversations.
-
-`add_commands(sub)` registers the subcommand on the main parser's subparsers.
-"""
+"""`relyscope audit-logs`: the batch audit of logged conversations (resumable)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from relyscope.batch.audit_logs import audit_logs
+from relyscope.cli.options import (
+    add_audit_options,
+    add_model_options,
+    audit_config_from,
+    model_options,
+)
 from relyscope.ingest.records import FORMATS
 
-DEFAULT_METHODS = "attention,loo"
+DEFAULT_METHODS = ("attention", "loo")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from relyscope.cli import add_audit_options  # lazy: relyscope.cli may import this module
-
     parser = sub.add_parser(
         "audit-logs", help="audit every answer of logged conversations (resumable)",
         description="Audit the answers in OpenAI chat JSONL, OpenInference / OTel GenAI span or "
@@ -33,17 +35,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     parser.add_argument("--strict-arguments", action="store_true",
                         help="records whose tool-call arguments are not valid JSON are errors")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_audit_options(parser)
-    parser.set_defaults(methods=DEFAULT_METHODS, func=cmd_audit_logs)
+    add_audit_options(parser, methods=DEFAULT_METHODS)
+    add_model_options(parser)
+    parser.set_defaults(func=cmd_audit_logs)
 
 
 def cmd_audit_logs(args: argparse.Namespace) -> int:
-    from relyscope.batch.audit_logs import audit_logs
-    from relyscope.cli import audit_config_from
-
-    print(f"model: {args.model or 'packaged default'}; methods: {args.methods}",
-          file=sys.stderr)
-    summary = audit_logs(args.paths, args.out, config=audit_config_from(args), model=args.model,
+    options = model_options(args)
+    config = audit_config_from(args)
+    print(f"model: {options.describe()}; methods: {','.join(config.methods)}", file=sys.stderr)
+    summary = audit_logs(args.paths, args.out, config=config, model=options,
                          workers=args.workers, html=args.html, annotations=args.annotations,
                          fmt=None if args.format == "auto" else args.format,
                          parse_arguments=args.strict_arguments, progress=not args.no_progress)

@@ -1,4 +1,8 @@
-"""`relyscope index` and `relyscope ask`: wire in with `add_commands(sub)` in relyscope/cli.py."""
+"""`relyscope index` and `relyscope ask`: build a FAISS index, answer (and audit) from it.
+
+The retrieval stack (FAISS, sentence-transformers) is imported by the commands only, so other
+commands start without it.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,11 @@ import json
 import sys
 from pathlib import Path
 
+from relyscope.cli.options import add_model_options, model_options, parse_methods
+from relyscope.config import AuditConfig
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     index = sub.add_parser("index", help="build a FAISS index from a folder of .txt/.md files "
                                          "or a DOCS.jsonl file")
     index.add_argument("docs", metavar="DOCS_DIR|DOCS.jsonl")
@@ -27,9 +34,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ask.add_argument("index_dir", metavar="INDEX_DIR")
     ask.add_argument("question")
     ask.add_argument("--top-k", type=int, default=5)
-    ask.add_argument("--model", help="a local Hugging Face causal LM folder")
+    add_model_options(ask)
     ask.add_argument("--system", help="system prompt")
-    ask.add_argument("--audit", metavar="METHODS",
+    ask.add_argument("--audit", metavar="METHODS", type=parse_methods,
                      help="also audit the answer with these methods (comma separated)")
     ask.add_argument("--json", action="store_true", help="print the case (and report) as JSON")
     ask.set_defaults(func=_cmd_ask)
@@ -51,14 +58,13 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
-    from relyscope.config import AuditConfig
-    from relyscope.models import CausalLM
     from relyscope.pipeline import DEFAULT_SYSTEM, Pipeline
     from relyscope.retrievers import FaissRetriever
 
+    options = model_options(args)
     retriever = FaissRetriever.load(args.index_dir)  # fails fast, before the model loads
-    audit = AuditConfig.from_dict({"methods": args.audit}) if args.audit else None
-    lm = CausalLM.load(args.model)
+    audit = AuditConfig.from_dict({"methods": list(args.audit)}) if args.audit else None
+    lm = options.load()
     pipeline = Pipeline(retriever, lm, system=args.system or DEFAULT_SYSTEM)
     result = pipeline.ask(args.question, top_k=args.top_k, audit=audit)
     if args.json:

@@ -1,7 +1,6 @@
 """`relyscope serve`: the gRPC service from the command line.
 
-Wire it into relyscope/cli.py's build_parser with
-``from relyscope.cli.serve import add_commands; add_commands(sub)``.
+gRPC and the service are imported by the command only, so other commands start without them.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from relyscope.cli.options import add_model_options, model_options
 from relyscope.protocol.defaults import (
     AUTH_ENV,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -24,16 +24,17 @@ if TYPE_CHECKING:
     from relyscope.service.api.server import ServeOptions
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     serve_parser = sub.add_parser(
         "serve", help="run the gRPC AuditService/PipelineService",
         description="Serve relyscope.v1.AuditService (and PipelineService with --index) over "
                     "gRPC, with grpc.health.v1 health and server reflection.")
-    serve_parser.add_argument("--host", default="[::]", help="address to bind (default [::])")
+    serve_parser.add_argument("--host", default="127.0.0.1",
+                              help="address to bind (default 127.0.0.1, this machine only; "
+                                   "other interfaces warn without TLS and a token)")
     serve_parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                               help=f"default {DEFAULT_PORT}; 0: any free port")
-    serve_parser.add_argument("--model", help="a local Hugging Face causal LM folder "
-                                              "(default: the packaged SmolLM2-135M-Instruct)")
+    add_model_options(serve_parser)
     serve_parser.add_argument("--index", help="a FAISS index folder: enables PipelineService")
     serve_parser.add_argument("--queue-size", type=int, default=16,
                               help="audits queued or running at once; more are refused with "
@@ -84,8 +85,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from relyscope.service.api.server import serve
 
     logging.basicConfig(level=logging.WARNING, format="relyscope serve: %(message)s")
+    model = model_options(args)  # bad options fail before the port opens
     try:
-        asyncio.run(serve(options_from(args)))
+        asyncio.run(serve(options_from(args), loader=model.load))
     except ConnectionError as err:  # Redis down at start: name the URL, exit non-zero
         print(f"relyscope serve: {err}", file=sys.stderr)
         return 1

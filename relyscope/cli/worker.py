@@ -1,8 +1,5 @@
 """`relyscope worker`: a Celery worker that holds one model and runs audit jobs from Redis.
 
-Wire it into relyscope/cli.py's build_parser with
-``from relyscope.cli.worker import add_commands; add_commands(sub)``.
-
 With `--concurrency 1` (the default) the solo pool runs tasks in the worker process itself and
 the model is loaded before the worker starts consuming. With more, a prefork pool is used and
 each child loads its own model after the fork (never fork after loading a model).
@@ -13,8 +10,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 
+import torch
+from celery import signals
+
+from relyscope.cli.options import add_model_options, model_options
 from relyscope.protocol.defaults import REDIS_ENV
 from relyscope.service.jobs.celery_app import (
     DEFAULT_PREFIX,
@@ -22,18 +24,18 @@ from relyscope.service.jobs.celery_app import (
     make_app,
     queue_name,
 )
+from relyscope.service.jobs.worker import WorkerRuntime, WorkerSettings, register_task
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     worker = sub.add_parser(
         "worker", help="run audit jobs queued by `relyscope serve --redis-url`",
         description="A Celery worker on a Redis broker: loads the model once per process and "
                     "runs the audits queued for it, with a score cache shared through Redis.")
     worker.add_argument("--redis-url", default=os.environ.get(REDIS_ENV),
                         help=f"redis://host:port/db (default: ${REDIS_ENV})")
-    worker.add_argument("--model", help="a local Hugging Face causal LM folder "
-                                        "(default: the packaged SmolLM2-135M-Instruct); give it "
-                                        "exactly as `serve --model` does: it names the queue")
+    add_model_options(worker, model_help="; give it exactly as `serve --model` does: it "
+                                         "names the queue")
     worker.add_argument("--queue", help="queue to consume (default: relyscope.<model id>)")
     worker.add_argument("--concurrency", type=int, default=1,
                         help="audits at once, each in its own process with its own model "
@@ -54,10 +56,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from celery import signals
-
-    from relyscope.service.jobs.worker import WorkerRuntime, WorkerSettings, register_task
-
     logging.basicConfig(level=args.loglevel.upper(), format="relyscope worker: %(message)s")
     if not args.redis_url:
         print(f"relyscope worker: --redis-url (or ${REDIS_ENV}) is required", file=sys.stderr)
@@ -65,21 +63,19 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         print("relyscope worker: --concurrency must be at least 1", file=sys.stderr)
         return 2
+    model = model_options(args)
     if args.torch_threads:
-        import torch
-
         torch.set_num_threads(args.torch_threads)
     name = args.name or f"relyscope-{os.getpid()}@%h"
-    settings = WorkerSettings(redis_url=args.redis_url, model=args.model, prefix=args.prefix,
-                              cache_ttl=args.cache_ttl, name=name.replace("%h", _host()))
+    settings = WorkerSettings(redis_url=args.redis_url, model=model, prefix=args.prefix,
+                              cache_ttl=args.cache_ttl,
+                              name=name.replace("%h", socket.gethostname()))
     runtime = WorkerRuntime(settings)
     solo = args.concurrency == 1
+    queue = args.queue or queue_name(model.model_id)
     try:
         if solo:
-            lm = runtime.lm  # load now, in the process that runs the tasks
-            queue = args.queue or queue_name(lm.info.id)
-        else:
-            queue = args.queue or queue_name(_model_id(args.model))
+            runtime.lm  # noqa: B018 - load now, in the process that runs the tasks
     except ConnectionError as err:  # RedisScoreCache names the URL
         print(f"relyscope worker: {err}", file=sys.stderr)
         return 1
@@ -108,14 +104,3 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     app.worker_main(argv)
     return 0
 
-
-def _host() -> str:
-    import socket
-
-    return socket.gethostname()
-
-
-def _model_id(model: str | None) -> str:
-    from relyscope.models.backend import DEFAULT_MODEL
-
-    return DEFAULT_MODEL if model in (None, "", DEFAULT_MODEL) else str(model)

@@ -31,6 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from relyscope.case import CaseError, Source
 from relyscope.config import AuditConfig
 from relyscope.models import CausalLM
+from relyscope.models.cache import SqliteScoreCache
+from relyscope.models.loading import ModelOptions
+from relyscope.models.packaged import relyscope_home
 from relyscope.report_model import Report
 
 DEFAULT_GATE_AUDIT = {"methods": ("attention", "loo")}
@@ -107,6 +110,15 @@ def build_retriever(config: RetrievalConfig) -> Any:
     if config.shuffle_seed is not None:
         return _ShuffledRetriever(retriever, config.shuffle_seed)
     return retriever
+
+
+def default_cache_file() -> Path:
+    return relyscope_home() / "cache" / "scores.sqlite"
+
+
+def load_model(options: ModelOptions, *, cache_file: str | Path | None) -> CausalLM:
+    """The gate's model, its scores kept in `cache_file` across runs (None: in memory only)."""
+    return options.load(cache=SqliteScoreCache(cache_file) if cache_file is not None else None)
 
 
 def read_eval(path: str | Path) -> list[dict[str, str]]:

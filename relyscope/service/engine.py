@@ -19,6 +19,7 @@ from relyscope.report_model import Report
 
 if TYPE_CHECKING:
     from relyscope.models import CausalLM
+    from relyscope.models.loading import ModelOptions
 
 Loader = Callable[[], "CausalLM"]
 PipelineFactory = Callable[["CausalLM"], Any]
@@ -43,16 +44,18 @@ class Engine:
         self._admission_tokenizer = copy.deepcopy(lm.tokenizer)
 
     @classmethod
-    def load(cls, model: str | None = None, index: str | None = None,
+    def load(cls, model: ModelOptions | str | None = None, index: str | None = None,
              loader: Loader | None = None, pipeline: PipelineFactory | None = None) -> Engine:
         """Load the model (and the pipeline when an index is given); slow, so off the loop.
 
-        `pipeline(lm)` builds any object with relyscope.pipeline.Pipeline's `ask`, for
-        embedders that bring their own retriever instead of a FAISS index folder.
+        `model`: `ModelOptions`, or a model folder (None: the packaged model on the CPU);
+        `loader()` replaces loading it. `pipeline(lm)` builds any object with
+        relyscope.pipeline.Pipeline's `ask`, for embedders that bring their own retriever
+        instead of a FAISS index folder.
         """
-        from relyscope.models import CausalLM
+        from relyscope.models.loading import ModelOptions  # torch: once the port is open
 
-        lm = loader() if loader is not None else CausalLM.load(model)
+        lm = loader() if loader is not None else ModelOptions.of(model).load()
         if pipeline is not None:
             return cls(lm, pipeline(lm))
         if index is None:

@@ -30,14 +30,17 @@ from relyscope.service.jobs.redis_store import JobStore
 
 if TYPE_CHECKING:
     from relyscope.models import CausalLM
+    from relyscope.models.loading import ModelOptions
 
 log = logging.getLogger("relyscope.worker")
 
 
 @dataclass
 class WorkerSettings:
+    """`model`: `ModelOptions`, or a model folder (None: the packaged model on the CPU)."""
+
     redis_url: str
-    model: str | None = None
+    model: ModelOptions | str | None = None
     prefix: str = "relyscope:"
     cache_ttl: int = 7 * 24 * 3600
     name: str = ""
@@ -55,12 +58,13 @@ class WorkerRuntime:
     @property
     def lm(self) -> CausalLM:
         if self._lm is None:
-            from relyscope.models import CausalLM
             from relyscope.models.cache import RedisScoreCache
+            from relyscope.models.loading import ModelOptions
 
+            options = ModelOptions.of(self.settings.model)
             cache = RedisScoreCache(self.settings.redis_url, ttl_seconds=self.settings.cache_ttl,
                                     prefix=f"{self.settings.prefix}score:")
-            self._lm = CausalLM.load(self.settings.model, cache=cache)
+            self._lm = options.load(cache=cache)
         return self._lm
 
     @property
