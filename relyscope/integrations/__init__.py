@@ -1,0 +1,1 @@
+"""Hooks that connect other frameworks to a running relyscope service (client side only)."""
