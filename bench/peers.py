@@ -19,6 +19,7 @@ import numpy as np
 
 from relyscope.audits.ablation import ContextAblation, fit_surrogate
 from relyscope.audits.base import AuditContext, Budget
+from relyscope.audits.registry import settings_for
 from relyscope.case import Case
 from relyscope.config import AuditConfig
 from relyscope.models import CausalLM, ScoringOptions, Variant
@@ -99,7 +100,8 @@ def run_naive(model_lm: CausalLM, case: Case, config: AuditConfig) -> Attributio
                   options=NAIVE)
     lm.scorer.cache = None
     ctx = AuditContext(case, lm, config, Budget())
-    train, _held_out = ContextAblation.masks(ctx)
+    settings = settings_for(config, "ablation")
+    train, _held_out = ContextAblation.masks(ctx, settings)
     renderer = lm.renderer(case)
     started = time.perf_counter()
     targets, positions = [], 0
@@ -108,7 +110,7 @@ def run_naive(model_lm: CausalLM, case: Case, config: AuditConfig) -> Attributio
         rendered = renderer.render(Variant.without(dropped))
         targets.append(lm.score([rendered])[0].logit_prob)
         positions += len(rendered.input_ids)
-    weights, bias = fit_surrogate(train, np.array(targets[1:]), config.ablation_alpha,
+    weights, bias = fit_surrogate(train, np.array(targets[1:]), settings.alpha,
                                   len(renderer.render().target_ids))
     seconds = time.perf_counter() - started
     return Attribution(weights, bias, seconds, lm.cost.forward_passes, lm.cost.tokens, positions)

@@ -32,6 +32,7 @@ from bench.peers import Attribution, run_contextcite, run_naive
 from bench.report import write_json
 from relyscope.audits import run_audit
 from relyscope.audits.ablation import random_masks, spearman_lds
+from relyscope.audits.registry import settings_for
 from relyscope.case import Case
 from relyscope.config import AuditConfig
 from relyscope.models import CausalLM, ScoringOptions, Variant
@@ -143,8 +144,9 @@ def relyscope_ablation(lm: CausalLM, case: Case, config: AuditConfig, options: S
     weights = np.array([report.unit(u.id).reliance["ablation"] for u in report.units])
     answer = report.answer_tokens
     cost = backend.cost
+    ablation = settings_for(config, "ablation")
     info = {"distinct_masks": report.methods["ablation"]["distinct_masks"],
-            "masks_asked": config.ablations + config.lds_masks,
+            "masks_asked": ablation.ablations + ablation.lds_masks,
             "scoring_seconds": cost.seconds, "cache_hits": cost.cache_hits,
             "model_calls": cost.model_calls, "own_lds": report.faithfulness["ablation"]["lds"]}
     return Attribution(weights, report.methods["ablation"].get("bias", 0.0), seconds,

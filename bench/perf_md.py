@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from bench.report import fmt as _f
+from relyscope.audits.registry import settings_for
+from relyscope.config import AuditConfig
 
 
 def _side_by_side(block: dict[str, Any], share: Any) -> list[str]:
@@ -62,10 +64,12 @@ def render(r: dict[str, Any]) -> str:
                   f"model as above. Measured {name} matmul: {_f(rate, 1)} GFLOP/s.", ""]
         lines += _side_by_side(block, lambda _name, _n, e, rate=rate: e["achieved_gflops"]
                                / rate)
+    # saved results hold the config as dumped: flat settings before issue 13, per method after
+    ablation = settings_for(AuditConfig.model_validate(r["curve_config"]), "ablation")
     lines += ["", "## Cost of an audit as it grows", "",
               f"Methods {', '.join(r['curve_config']['methods'])}, "
-              f"{r['curve_config']['ablations']} ablations "
-              f"({r['curve_config']['lds_masks'] or 'cross-validated LDS, no'} held-out masks), "
+              f"{ablation.ablations} ablations "
+              f"({ablation.lds_masks or 'cross-validated LDS, no'} held-out masks), "
               "faithfulness checks included (tracing's cost per unit is in quality.md).", "",
               "| curve | sources | prompt tokens | passes | tokens processed | seconds | "
               "scoring GFLOP/s |", "|---|---|---|---|---|---|---|"]

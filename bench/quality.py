@@ -22,6 +22,7 @@ from bench.report import fmt as _fmt
 from bench.report import write_json
 from relyscope.audits import run_audit
 from relyscope.audits.metrics import rank_correlation, ranking
+from relyscope.audits.registry import settings_for
 from relyscope.case import Case
 from relyscope.config import AuditConfig
 from relyscope.models import CausalLM, Variant
@@ -245,6 +246,9 @@ def markdown(result: dict[str, Any]) -> str:
     summary = result["summary"]
     kinds = [k for k in KINDS if k in result["certification"]["counts"] and k != "parametric"]
     m = result["machine"]
+    # the config as dumped: flat settings before issue 13, per method after
+    config = AuditConfig.model_validate(result["config"])
+    ablation, tracing = settings_for(config, "ablation"), settings_for(config, "tracing")
     lines = [
         f"# Quality benchmark ({result['mode']})", "",
         f"Model {result['model']['id']} ({result['model']['dtype']}, {m['cpu']}, "
@@ -255,7 +259,7 @@ def markdown(result: dict[str, Any]) -> str:
         "Precision@1 at finding the gold unit per case kind (redundant: either copy), mean "
         "top-k log-prob drop (nats), LDS, stability under a paraphrased question (Spearman of "
         "unit scores, on the paraphrased subset), and cost per case (one audit, all methods; "
-        f"{result['config']['ablations']} ablations, {result['config']['tracing_samples']} "
+        f"{ablation.ablations} ablations, {tracing.samples} "
         "tracing samples).", "",
         "| method | " + " | ".join(f"P@1 {k}" for k in kinds)
         + " | P@1 all | top-1 drop | top-3 drop | LDS | stability | passes/case | s/case |",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from relyscope.case import Granularity, field_path
 from relyscope.errors import CaseError
@@ -14,9 +14,20 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-MethodName = Literal["attention", "loo", "ablation", "tools", "tracing"]
-ALL_METHODS: tuple[MethodName, ...] = ("attention", "loo", "ablation", "tools", "tracing")
-RELIANCE_METHODS: tuple[MethodName, ...] = ("loo", "ablation", "tools", "tracing")
+# Deprecated flat settings, still accepted on input for one release: each moves into
+# `method_settings[method][setting]`. Write `method_settings` instead.
+LEGACY_SETTINGS: dict[str, tuple[str, str]] = {
+    "ablations": ("ablation", "ablations"),
+    "ablation_keep_prob": ("ablation", "keep_prob"),
+    "ablation_alpha": ("ablation", "alpha"),
+    "lds_masks": ("ablation", "lds_masks"),
+    "tracing_samples": ("tracing", "samples"),
+    "tracing_noise_scale": ("tracing", "noise_scale"),
+    "tracing_window": ("tracing", "window"),
+    "tracing_top_units": ("tracing", "top_units"),
+    "tracing_in_distribution": ("tracing", "in_distribution"),
+    "regenerate": ("loo", "regenerate"),
+}
 
 
 class Thresholds(_Model):
@@ -40,27 +51,46 @@ class Thresholds(_Model):
 
 
 class AuditConfig(_Model):
-    """What an audit runs and within which budget. Every field lands in the report."""
+    """What an audit runs and within which budget. Every field lands in the report.
 
-    methods: tuple[MethodName, ...] = ("attention", "loo", "ablation", "tools", "tracing")
+    `methods` and `method_settings` are plain names here: the method registry
+    (relyscope.audits.registry.validate_config, which every audit runs) checks them and
+    validates each method's settings against its own `Settings` model. When `methods` is not
+    given, the registry's default set runs (the tuple below is the built-in one)."""
+
+    methods: tuple[str, ...] = ("attention", "loo", "ablation", "tools", "tracing")
+    # per method name: its settings, e.g. {"ablation": {"ablations": 32}}; unset ones default
+    method_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
     granularity: Granularity = "source"
     tool_mode: Literal["native", "inline", "tool_role"] | None = None
     removal: Literal["remove", "placeholder"] = "remove"
-    ablations: int = Field(default=64, ge=4, le=4096)
-    ablation_keep_prob: float = Field(default=0.5, gt=0.0, lt=1.0)
-    ablation_alpha: float = Field(default=0.01, gt=0.0)
-    lds_masks: int = Field(default=0, ge=0, le=1024)  # 0: cross-validated LDS
-    tracing_samples: int = Field(default=3, ge=1, le=100)
-    tracing_noise_scale: float = Field(default=3.0, gt=0.0)
-    tracing_window: int = Field(default=5, ge=1)
-    tracing_top_units: int = Field(default=2, ge=0)
-    tracing_in_distribution: bool = True
-    regenerate: bool = False
     stability: bool = False
     seed: int = 0
     max_forward_passes: int | None = Field(default=None, ge=1)
     max_seconds: float | None = Field(default=None, gt=0)
     thresholds: Thresholds = Field(default_factory=Thresholds)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_settings(cls, data: Any) -> Any:
+        """Move the deprecated flat settings (LEGACY_SETTINGS) into `method_settings`; a
+        value given in `method_settings` wins."""
+        if not isinstance(data, dict) or not any(key in data for key in LEGACY_SETTINGS):
+            return data
+        data = dict(data)
+        given = data.get("method_settings") or {}
+        if not isinstance(given, dict):
+            return data  # the field's own validation names the problem
+        settings = {name: dict(values) if isinstance(values, dict) else values
+                    for name, values in given.items()}
+        for key, (method, setting) in LEGACY_SETTINGS.items():
+            if key in data:
+                value = data.pop(key)
+                entry = settings.setdefault(method, {})
+                if isinstance(entry, dict):
+                    entry.setdefault(setting, value)
+        data["method_settings"] = settings
+        return data
 
     @field_validator("methods", mode="before")
     @classmethod

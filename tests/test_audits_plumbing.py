@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from relyscope.audits import METHODS, run_audit
+from relyscope.audits import AuditMethod, registry, run_audit
 from relyscope.case import CaseError
 from relyscope.config import AuditConfig
 from relyscope.report import markdown, render_html
 from tests.conftest import zelk_case
 
-SMALL = AuditConfig(ablations=8, lds_masks=4, tracing_samples=1, tracing_top_units=1,
-                    tracing_window=1)
+SMALL = AuditConfig(method_settings={"ablation": {"ablations": 8, "lds_masks": 4},
+                                     "tracing": {"samples": 1, "top_units": 1, "window": 1}})
 
 
 def test_every_method_runs_and_the_report_has_the_documented_keys(tiny_lm):
@@ -31,7 +31,7 @@ def test_every_method_runs_and_the_report_has_the_documented_keys(tiny_lm):
     assert tool["reliance"]["tools"] is not None
     assert data["faithfulness"]["loo"]["topk_drop"]["1"] is not None
     assert data["cost"]["forward_passes"] > 0
-    assert data["settings"]["config"]["ablations"] == 8
+    assert data["settings"]["config"]["method_settings"]["ablation"]["ablations"] == 8
     assert data["settings"]["model"]["id"] == "tiny-random-llama"
     assert data["methods"]["tracing"]["mode"] == "gaussian"
     assert data["methods"]["attention"]["label"] == "provenance"
@@ -57,17 +57,21 @@ def test_sentence_granularity_scores_sentences(tiny_lm):
     assert report.unit("d1#0").parent == "d1"
 
 
-def test_progress_events_and_a_failing_method_is_an_event(tiny_lm, monkeypatch):
-    class Broken:
-        name = "tracing"
-
-        def run(self, ctx):
-            raise RuntimeError("boom")
-
-    monkeypatch.setitem(METHODS, "tracing", Broken)
+def test_progress_events_and_a_failing_method_is_an_event(tiny_lm):
     events = []
-    report = run_audit(zelk_case(), tiny_lm, AuditConfig(methods=("loo", "tracing")),
-                       progress=events.append)
+    with registry.scoped():  # the real tracing method is back after the block
+        registry.unregister("tracing")
+
+        class Broken(AuditMethod):
+            name = "tracing"
+            kind = "localisation"
+            priority = 40
+
+            def compute(self, ctx, settings):
+                raise RuntimeError("boom")
+
+        report = run_audit(zelk_case(), tiny_lm, AuditConfig(methods=("loo", "tracing")),
+                           progress=events.append)
     kinds = [(e["event"], e.get("method")) for e in events]
     assert ("method_finished", "loo") in kinds
     assert ("method_failed", "tracing") in kinds
@@ -84,9 +88,10 @@ def test_a_deadline_in_the_past_cuts_cleanly(tiny_lm):
 
 
 def test_unknown_method_is_a_named_error():
+    config = AuditConfig.from_dict({"methods": "loo,shap"})  # names are checked by the registry
     with pytest.raises(CaseError) as info:
-        AuditConfig.from_dict({"methods": "loo,shap"})
-    assert info.value.field.startswith("methods")
+        registry.validate_config(config)
+    assert info.value.field == "methods[1]"
 
 
 def test_reports_render_as_markdown_and_self_contained_html(tiny_lm):

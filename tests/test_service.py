@@ -213,7 +213,7 @@ BAD_INPUTS = [
     ("unknown method", lambda: _with_methods("loo", "telepathy"),
      grpc.StatusCode.INVALID_ARGUMENT, "config.methods[1]"),
     ("config out of range", lambda: _with(pb.AuditConfig(ablations=1)),
-     grpc.StatusCode.INVALID_ARGUMENT, "config.ablations"),
+     grpc.StatusCode.INVALID_ARGUMENT, "config.method_settings.ablation.ablations"),
     ("malformed tool arguments", lambda: request_for(five_source_case(tool_calls=[
         {"id": "call_1", "name": "weather", "arguments": "{city: Mirel", "output": "18 C"}]),
         LOO, parse_arguments=True),

@@ -1,8 +1,19 @@
 """Audit methods: provenance, leave-one-out, ablation, tool ablation, tracing, metrics.
 
-Public face: `run_audit(case, lm, config) -> Report`.
+Public face: `run_audit(case, lm, config) -> Report`, and the method registry
+(relyscope.audits.registry). Importing this package registers the built-in methods.
 """
 
-from relyscope.audits.runner import METHODS, run_audit, validate_for_audit
+from relyscope.audits import registry
+from relyscope.audits.ablation import ContextAblation
+from relyscope.audits.loo import LeaveOneOut
+from relyscope.audits.method import AuditMethod, MethodSettings, NoSettings, Outcome
+from relyscope.audits.provenance import AttentionProvenance
+from relyscope.audits.registry import validate_config
+from relyscope.audits.runner import run_audit, validate_for_audit
+from relyscope.audits.tools import ToolOutputAblation
+from relyscope.audits.tracing import CausalTracing
 
-__all__ = ["METHODS", "run_audit", "validate_for_audit"]
+__all__ = ["AttentionProvenance", "AuditMethod", "CausalTracing", "ContextAblation",
+           "LeaveOneOut", "MethodSettings", "NoSettings", "Outcome", "ToolOutputAblation",
+           "registry", "run_audit", "validate_config", "validate_for_audit"]

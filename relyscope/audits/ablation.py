@@ -17,16 +17,17 @@ each fold predicted by a surrogate fit on the others, the predictions pooled.
 from __future__ import annotations
 
 import itertools
-import time
 import warnings
 
 import numpy as np
+from pydantic import Field
 from scipy.stats import spearmanr
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso
 from sklearn.preprocessing import StandardScaler
 
-from relyscope.audits.base import ANSWER, AuditContext, BudgetExhausted, MethodResult, Probe
+from relyscope.audits.base import ANSWER, AuditContext, Probe
+from relyscope.audits.method import AuditMethod, MethodSettings, Outcome
 
 MIN_MASKS_TO_FIT = 8
 CV_FOLDS = 5
@@ -88,67 +89,68 @@ def spearman_lds(predicted: np.ndarray, actual: np.ndarray) -> float | None:
     return float(spearmanr(predicted, actual).statistic)
 
 
-class ContextAblation:
+class AblationSettings(MethodSettings):
+    ablations: int = Field(default=64, ge=4, le=4096)  # training masks
+    keep_prob: float = Field(default=0.5, gt=0.0, lt=1.0)
+    alpha: float = Field(default=0.01, gt=0.0)  # LASSO penalty per answer token
+    lds_masks: int = Field(default=0, ge=0, le=1024)  # held-out masks; 0: cross-validated LDS
+
+
+class ContextAblation(AuditMethod):
     name = "ablation"
+    kind = "reliance"
+    votes = True
+    priority = 30
+    column = 20
+    Settings = AblationSettings
 
     @staticmethod
-    def masks(ctx: AuditContext) -> tuple[np.ndarray, np.ndarray]:
+    def masks(ctx: AuditContext, settings: AblationSettings) -> tuple[np.ndarray, np.ndarray]:
         """Training masks and held-out (LDS) masks, seeded."""
-        config = ctx.config
-        rng = np.random.default_rng(config.seed)
+        rng = np.random.default_rng(ctx.config.seed)
         n_units = len(ctx.unit_ids)
-        if exhaustive(config.ablations, n_units, config.ablation_keep_prob):
+        if exhaustive(settings.ablations, n_units, settings.keep_prob):
             train = all_masks(n_units)
         else:
-            train = random_masks(config.ablations, n_units, config.ablation_keep_prob, rng)
-        held_out = random_masks(config.lds_masks, n_units, config.ablation_keep_prob, rng)
+            train = random_masks(settings.ablations, n_units, settings.keep_prob, rng)
+        held_out = random_masks(settings.lds_masks, n_units, settings.keep_prob, rng)
         return train, held_out
 
     def plan(self, ctx: AuditContext) -> list[Probe]:
-        return [self._probe(ctx, mask) for mask in np.vstack(self.masks(ctx))]
+        return [self._probe(ctx, mask) for mask in np.vstack(self.masks(ctx, self.settings(ctx)))]
 
-    def run(self, ctx: AuditContext) -> MethodResult:
-        started = time.perf_counter()
-        passes_before = ctx.budget.spent
-        config = ctx.config
-        train, held_out = self.masks(ctx)
+    def compute(self, ctx: AuditContext, settings: AblationSettings) -> Outcome:
+        seed = ctx.config.seed
+        train, held_out = self.masks(ctx, settings)
         masks = np.vstack([train, held_out])
         probes = [self._probe(ctx, mask) for mask in masks]
-        cut = None
-        try:
-            scored = ctx.score(probes)
-        except BudgetExhausted as stop:
-            scored, cut = stop.scored, stop.reason
+        scored, cut = ctx.score_available(probes)
         have = np.array([p in scored for p in probes])
         targets = np.array([scored[p].logit_prob if p in scored else np.nan for p in probes])
         train_rows = np.flatnonzero(have[:len(train)])
         extras: dict[str, object] = {
-            "masks_fit": int(len(train_rows)), "keep_prob": config.ablation_keep_prob,
-            "alpha": config.ablation_alpha, "alpha_per": "answer token", "seed": config.seed,
+            "masks_fit": int(len(train_rows)), "keep_prob": settings.keep_prob,
+            "alpha": settings.alpha, "alpha_per": "answer token", "seed": seed,
             "target": "log p/(1-p)",
             "distinct_masks": int(len({m.tobytes() for m in masks})),
             "design": "every mask once" if exhaustive(
-                config.ablations, len(ctx.unit_ids), config.ablation_keep_prob) else "random"}
+                settings.ablations, len(ctx.unit_ids), settings.keep_prob) else "random"}
         if len(train_rows) < MIN_MASKS_TO_FIT:
-            cut = cut or "too few masks"
-            return MethodResult(self.name, dict.fromkeys(ctx.unit_ids), extras,
-                                ctx.budget.spent - passes_before,
-                                time.perf_counter() - started, cut)
+            return Outcome(dict.fromkeys(ctx.unit_ids), extras, cut or "too few masks")
         answer_tokens = len(ctx.full.target_ids)
         weights, bias = fit_surrogate(train[train_rows], targets[train_rows],
-                                      config.ablation_alpha, answer_tokens)
+                                      settings.alpha, answer_tokens)
         extras["bias"] = bias
         if len(held_out):
             extras["lds"] = self._lds(held_out, targets[len(train):], weights, bias)
             extras["lds_on"] = f"{len(held_out)} held-out masks"
         else:
             extras["lds"] = cross_validated_lds(train[train_rows], targets[train_rows],
-                                                config.ablation_alpha, config.seed,
-                                                answer_tokens)
+                                                settings.alpha, seed, answer_tokens)
             extras["lds_on"] = f"{CV_FOLDS}-fold cross-validation over the training masks"
-        scores = {uid: float(w) for uid, w in zip(ctx.unit_ids, weights, strict=True)}
-        return MethodResult(self.name, scores, extras, ctx.budget.spent - passes_before,
-                            time.perf_counter() - started, cut)
+        scores: dict[str, float | None] = {
+            uid: float(w) for uid, w in zip(ctx.unit_ids, weights, strict=True)}
+        return Outcome(scores, extras, cut)
 
     @staticmethod
     def _probe(ctx: AuditContext, mask: np.ndarray) -> Probe:

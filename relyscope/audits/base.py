@@ -1,10 +1,12 @@
-"""What every audit method shares: the rendered case, the budget, and one scoring entry point.
+"""What every audit method shares: the rendered case, the budget, and the model's entry points.
 
-A method is anything with a `name` and `run(ctx) -> MethodResult`. Score-based methods ask
-`ctx.score(probes)` for the answer log-prob (or a later tool call's log-prob) under prompt
+Methods (relyscope.audits.method) read everything from an `AuditContext`. Score-based methods
+ask `ctx.score(probes)` for the answer log-prob (or a later tool call's log-prob) under prompt
 variants; the context renders each variant once, scores them through the backend's batched,
 prefix-shared, cached scorer, and charges the budget. Because the cache is shared, a variant
-two methods both need (the full prompt, a removal) is run once.
+two methods both need (the full prompt, a removal) is run once. Hooked passes (attention,
+noise, restoration) go through the context too: every forward pass is counted once, by the
+backend's `cost`, and the context charges the budget with what that counter moved.
 """
 
 from __future__ import annotations
@@ -12,17 +14,28 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, TypeVar
 
 from relyscope.case import Case, Unit
 from relyscope.config import AuditConfig
-from relyscope.models import CausalLM, Rendered, Renderer, TargetScore, Variant, placeholder_for
+from relyscope.models import (
+    CausalLM,
+    Edits,
+    Rendered,
+    Renderer,
+    ScoreItem,
+    Span,
+    TargetScore,
+    Variant,
+    placeholder_for,
+)
 
 # A probe is a variant plus what is scored: the answer (None) or the call of tool k.
 Probe = tuple[Variant, int | None]
 ANSWER: int | None = None
 
 _SCORE_CHUNK = 16
+T = TypeVar("T")
 
 
 class BudgetExhausted(Exception):
@@ -71,12 +84,6 @@ class MethodResult:
     forward_passes: int = 0
     seconds: float = 0.0
     cut: str | None = None
-
-
-class Method(Protocol):
-    name: str
-
-    def run(self, ctx: AuditContext) -> MethodResult: ...
 
 
 Progress = Callable[[dict[str, Any]], None]
@@ -143,10 +150,10 @@ class AuditContext:
                 raise BudgetExhausted(reason, {p: self._scores[p] for p in probes
                                                if p in self._scores})
             chunk, wanted = wanted[:affordable], wanted[affordable:]
-            before, started = self.lm.cost.forward_passes, time.monotonic()
-            results = self.lm.score([self.render(p) for p in chunk], max_prefix=max_prefix)
-            ran = self.lm.cost.forward_passes - before
-            self.budget.spent += ran
+            before, started = self.budget.spent, time.monotonic()
+            results = self._metered(lambda chunk=chunk: self.lm.score(
+                [self.render(p) for p in chunk], max_prefix=max_prefix))
+            ran = self.budget.spent - before
             if ran:
                 self._seconds_per_pass = (time.monotonic() - started) / ran
             self._scores.update(zip(chunk, results, strict=True))
@@ -167,7 +174,54 @@ class AuditContext:
     def full_score(self) -> TargetScore:
         return self.score([(Variant(), ANSWER)])[(Variant(), ANSWER)]
 
-    def charge(self, passes: int) -> None:
-        """Charge passes run outside `score` (hooked forward passes)."""
-        self.budget.spent += passes
-        self.lm.cost.forward_passes += passes
+    def score_available(self, probes: Sequence[Probe]) -> tuple[dict[Probe, TargetScore],
+                                                                  str | None]:
+        """Scores for as many probes as the budget affords, and why it stopped (or None)."""
+        try:
+            return self.score(probes), None
+        except BudgetExhausted as stop:
+            return stop.scored, stop.reason
+
+    # -- everything else that runs the model ----------------------------------------------
+
+    @property
+    def passes(self) -> int:
+        """Forward passes charged to this audit so far."""
+        return self.budget.spent
+
+    def _metered(self, work: Callable[[], T]) -> T:
+        """Run `work` and charge the budget with the passes the backend counted for it."""
+        before = self.lm.cost.forward_passes
+        try:
+            return work()
+        finally:
+            self.budget.spent += self.lm.cost.forward_passes - before
+
+    def require(self, passes: int) -> None:
+        """BudgetExhausted unless `passes` more forward passes may run now."""
+        reason = self.budget.check(passes)
+        if reason is not None:
+            raise BudgetExhausted(reason, {})
+
+    def attentions(self) -> tuple[Any, ...]:
+        """Per-layer attention weights [heads, L, L] of the full prompt + answer (one pass)."""
+        self.require(1)
+        return self._metered(lambda: self.lm.attention_pass(self.full.input_ids))
+
+    def edited_logprobs(self, edits: Edits) -> Any:
+        """Answer log-prob per row of the full prompt + answer under `edits` (rows passes)."""
+        return self._metered(lambda: self.lm.edited_logprobs(
+            self.full.input_ids, len(self.full.target_ids), edits))
+
+    def clean_span_states(self, span: Span) -> list[Any]:
+        """Each layer's clean output at the span's positions in the full rendering (one pass)."""
+        return self._metered(lambda: self.lm.clean_span_states(self.full.input_ids, span))
+
+    def score_tokens(self, items: Sequence[ScoreItem]) -> list[TargetScore]:
+        """Scores of raw token sequences (cached: only misses cost passes)."""
+        return self._metered(lambda: self.lm.score_tokens(items))
+
+    def generate(self, probe: Probe, max_new_tokens: int) -> str:
+        """Greedy continuation of a probe's prompt (one pass)."""
+        return self._metered(lambda: self.lm.generate(self.render(probe).prompt_ids,
+                                                      max_new_tokens=max_new_tokens))

@@ -2,46 +2,45 @@
 
 from __future__ import annotations
 
-import time
+from relyscope.audits.base import ANSWER, AuditContext, Probe
+from relyscope.audits.method import AuditMethod, MethodSettings, Outcome
 
-from relyscope.audits.base import ANSWER, AuditContext, BudgetExhausted, MethodResult, Probe
+
+class LooSettings(MethodSettings):
+    regenerate: bool = False  # also regenerate greedily without each unit (answer flips)
 
 
-class LeaveOneOut:
+class LeaveOneOut(AuditMethod):
     name = "loo"
+    kind = "reliance"
+    votes = True
+    priority = 10
+    column = 10
+    Settings = LooSettings
 
     def plan(self, ctx: AuditContext) -> list[Probe]:
         return [(ctx.removal([uid]), ANSWER) for uid in ctx.unit_ids]
 
-    def run(self, ctx: AuditContext) -> MethodResult:
-        started = time.perf_counter()
-        passes_before = ctx.budget.spent
+    def compute(self, ctx: AuditContext, settings: LooSettings) -> Outcome:
         full = ctx.full_score().total
         probes = {uid: (ctx.removal([uid]), ANSWER) for uid in ctx.unit_ids}
-        cut = None
-        try:
-            scored = ctx.score(list(probes.values()))
-        except BudgetExhausted as stop:
-            scored, cut = stop.scored, stop.reason
+        scored, cut = ctx.score_available(list(probes.values()))
         scores = {uid: (full - scored[p].total) if p in scored else None
                   for uid, p in probes.items()}
         extras: dict[str, object] = {"logprob_without": {
             uid: scored[p].total for uid, p in probes.items() if p in scored}}
-        if ctx.config.regenerate and cut is None:
+        if settings.regenerate and cut is None:
             extras["answer_flips"] = self._answer_flips(ctx, probes)
-        return MethodResult(self.name, scores, extras, ctx.budget.spent - passes_before,
-                            time.perf_counter() - started, cut)
+        return Outcome(scores, extras, cut)
 
     @staticmethod
-    def _answer_flips(ctx: AuditContext, probes: dict) -> dict[str, dict[str, object]]:
+    def _answer_flips(ctx: AuditContext, probes: dict[str, Probe]) -> dict[str, dict[str, object]]:
         """Greedy re-generation without each unit: does the answer change?"""
         flips: dict[str, dict[str, object]] = {}
         for uid, probe in probes.items():
             if ctx.budget.check(1) is not None:
                 break
-            text = ctx.lm.generate(ctx.render(probe).prompt_ids,
-                                   max_new_tokens=ctx.case.decoding.max_new_tokens)
-            ctx.budget.spent += 1
+            text = ctx.generate(probe, max_new_tokens=ctx.case.decoding.max_new_tokens)
             changed = text.strip() != (ctx.case.answer or "").strip()
             flips[uid] = {"answer": text, "changed": changed}
         return flips

@@ -10,31 +10,27 @@ went to units at all.
 
 from __future__ import annotations
 
-import time
-
 import torch
 
 from relyscope.audits.base import AuditContext, MethodResult
+from relyscope.audits.method import AuditMethod, NoSettings, Outcome
 
 SINK_TOKENS = 1
+# the provenance entries a unit gets, besides the headline score
+_UNIT_EXTRAS = ("attention_last", "attention_rollout", "attention_per_token", "attention_share")
 
 
-class AttentionProvenance:
+class AttentionProvenance(AuditMethod):
     name = "attention"
+    kind = "provenance"
+    priority = 0
 
-    def run(self, ctx: AuditContext) -> MethodResult:
-        started = time.perf_counter()
-        reason = ctx.budget.check(1)
-        if reason is not None:
-            return MethodResult(self.name, dict.fromkeys(ctx.unit_ids), cut=reason)
+    def compute(self, ctx: AuditContext, settings: NoSettings) -> Outcome:
+        attentions = ctx.attentions()
         rendered = ctx.full
-        ids = torch.tensor([list(rendered.input_ids)], device=ctx.lm.model.device)
-        with ctx.lm.eager_attention(), torch.inference_mode():
-            attentions = ctx.lm.model(input_ids=ids, output_attentions=True).attentions
-        ctx.charge(1)
         start, end = rendered.target_token_span
-        rows = torch.arange(start - 1, end - 1)
-        per_layer = torch.stack([layer[0].float().mean(0) for layer in attentions])  # [Ly, L, L]
+        per_layer = torch.stack([layer.float().mean(0) for layer in attentions])  # [Ly, L, L]
+        rows = torch.arange(start - 1, end - 1, device=per_layer.device)
         answer_rows = _without_sinks(per_layer[:, rows, :])  # [Ly, A, L]
         rollout_rows = _without_sinks(_rollout_rows(per_layer, rows).unsqueeze(0))[0]
         spans = {uid: rendered.unit_token_spans.get(uid, (0, 0)) for uid in ctx.unit_ids}
@@ -53,7 +49,13 @@ class AttentionProvenance:
                               for uid, m in layer_mass.items()},
             "sink_tokens": SINK_TOKENS, "label": "provenance",
         }
-        return MethodResult(self.name, mean_mass, extras, 1, time.perf_counter() - started)
+        return Outcome(dict(mean_mass), extras)
+
+    def unit_provenance(self, result: MethodResult, unit_id: str) -> dict[str, float | None]:
+        if "attention_share" not in result.extras:
+            return {}  # cut before it ran
+        return {self.name: result.scores.get(unit_id),
+                **{key: result.extras[key].get(unit_id) for key in _UNIT_EXTRAS}}
 
 
 def _without_sinks(rows: torch.Tensor) -> torch.Tensor:
@@ -66,7 +68,7 @@ def _without_sinks(rows: torch.Tensor) -> torch.Tensor:
 def _rollout_rows(per_layer: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """Rows `rows` of the attention rollout, propagated from the top layer down."""
     size = per_layer.shape[-1]
-    eye = torch.eye(size)
+    eye = torch.eye(size, device=per_layer.device, dtype=per_layer.dtype)
     def mixed(layer: int) -> torch.Tensor:
         a = 0.5 * per_layer[layer] + 0.5 * eye
         return a / a.sum(-1, keepdim=True)

@@ -1,12 +1,13 @@
 """The audit runner: plan every variant, share batches and the cache, honour budgets, report.
 
 Order of work (and of cuts when a budget runs out): the full answer and the joint removal of
-all units, then attention, leave-one-out, tool ablation, context ablation, causal tracing,
-and last the faithfulness checks. All removal variants the score-based methods will need are
-scored up front in one batched call (with no budget, together with the full answer and the
-joint removal), so every shared token prefix runs once and duplicate variants (an ablation
-mask equal to a leave-one-out removal, say) run once. A budget cut never
-raises: the report is marked partial and says what was cut.
+all units, then the methods in registry priority order (attention, leave-one-out, tool
+ablation, context ablation, causal tracing), and last the faithfulness checks. All removal
+variants the score-based methods will need (their `plan`) are scored up front in one batched
+call (with no budget, together with the full answer and the joint removal), so every shared
+token prefix runs once and duplicate variants (an ablation mask equal to a leave-one-out
+removal, say) run once. A budget cut never raises: the report is marked partial and says
+what was cut.
 """
 
 from __future__ import annotations
@@ -19,34 +20,39 @@ from typing import Any
 import torch
 
 import relyscope
-from relyscope.audits.ablation import ContextAblation
 from relyscope.audits.base import (
     ANSWER,
     AuditContext,
     Budget,
     BudgetExhausted,
-    Method,
     MethodResult,
     Probe,
     Progress,
 )
-from relyscope.audits.loo import LeaveOneOut
+from relyscope.audits.method import AuditMethod
 from relyscope.audits.metrics import faithfulness, plan_probes, rank_correlation
-from relyscope.audits.provenance import AttentionProvenance
-from relyscope.audits.tools import ToolOutputAblation
-from relyscope.audits.tracing import CausalTracing
-from relyscope.audits.verdicts import audit_verdicts, unit_reliance, unit_verdict
+from relyscope.audits.registry import (
+    method_class,
+    method_names,
+    methods_of_kind,
+    settings_for,
+    unit_score_columns,
+    validate_config,
+)
+from relyscope.audits.verdicts import RELATIVE_VOTE, audit_verdicts, unit_reliance, unit_verdict
 from relyscope.case import Case, CaseError
 from relyscope.config import AuditConfig
 from relyscope.errors import BudgetTooSmall
 from relyscope.models import CausalLM, Variant
+from relyscope.models.budget import check_input_budget
 from relyscope.report_model import Report, UnitReport
 
-METHODS: dict[str, type[Method]] = {
-    "attention": AttentionProvenance, "loo": LeaveOneOut, "tools": ToolOutputAblation,
-    "ablation": ContextAblation, "tracing": CausalTracing,
-}
-PRIORITY = ("attention", "loo", "tools", "ablation", "tracing")
+
+def __getattr__(name: str) -> object:
+    """`PRIORITY` (deprecated: use registry.method_names()) reads the registry when asked."""
+    if name == "PRIORITY":
+        return method_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def validate_for_audit(case: Case, lm: CausalLM, config: AuditConfig) -> None:
@@ -66,9 +72,11 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
     """Audit one case. `deadline` is a time.monotonic() value (e.g. from a gRPC call)."""
     config = config or AuditConfig()
     emit = progress or (lambda event: None)
+    wanted = list(validate_config(config))
     started = time.monotonic()
     cost_before = lm.cost.snapshot()
     validate_for_audit(case, lm, config)
+    check_input_budget(case, lm, config)  # before generating or scoring
     warnings: list[str] = []
     if case.answer is None:
         case = lm.answer(case, tool_mode=config.tool_mode)
@@ -79,10 +87,8 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
     ctx = AuditContext(case, lm, config, budget, emit)
     cuts: dict[str, str] = {}
 
-    wanted = [m for m in PRIORITY if m in config.methods]
-    if "tools" in wanted and not case.tool_calls:
-        wanted.remove("tools")
-    methods = {name: METHODS[name]() for name in wanted}
+    built = {name: method_class(name)() for name in wanted}
+    methods = {name: method for name, method in built.items() if method.applies(ctx)}
     head = [(Variant(), ANSWER), (ctx.removal(ctx.unit_ids), ANSWER)]
     attributed: dict[str, int] | None = None
     shared_seconds = 0.0
@@ -102,7 +108,7 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
     results: dict[str, MethodResult] = {}
     errors: dict[str, str] = {}
     for name, method in methods.items():
-        if attributed is None and hasattr(method, "plan"):
+        if attributed is None and method.plan(ctx):
             shared_started = time.perf_counter()
             attributed = _prescore(ctx, methods)
             shared_seconds = time.perf_counter() - shared_started
@@ -144,26 +150,27 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
                    "per_method": {n: {"forward_passes":
                                           r.forward_passes + (attributed or {}).get(n, 0),
                                       "seconds": r.seconds} for n, r in results.items()}}
-    report.settings = _settings(ctx, cuts)
+    report.settings = _settings(ctx, cuts, list(built))
     emit({"event": "report", "report": report})
     return report
 
 
-def _plan(ctx: AuditContext, methods: dict[str, Method]) -> tuple[list[Probe], dict[str, int]]:
+def _plan(ctx: AuditContext, methods: dict[str, AuditMethod]
+          ) -> tuple[list[Probe], dict[str, int]]:
     """Every variant the score-based methods will ask for, in method priority order, and the
     number attributed to each method: those no higher-priority method needed."""
     probes: list[Probe] = []
     attributed: dict[str, int] = {}
     for name, method in methods.items():
-        plan = getattr(method, "plan", None)
-        if plan is not None:
+        plan = method.plan(ctx)
+        if plan:
             before = len(set(probes))
-            probes += plan(ctx)
+            probes += plan
             attributed[name] = len(set(probes)) - before
     return probes, attributed
 
 
-def _prescore(ctx: AuditContext, methods: dict[str, Method]) -> dict[str, int]:
+def _prescore(ctx: AuditContext, methods: dict[str, AuditMethod]) -> dict[str, int]:
     """Score the planned variants in one batched call, in priority order so a budget cuts
     the lowest-priority work first."""
     probes, attributed = _plan(ctx, methods)
@@ -178,10 +185,7 @@ def _stability(case: Case, lm: CausalLM, config: AuditConfig, budget: Budget,
     paraphrase = case.metadata.get("paraphrase") or f"Please tell me: {case.query}"
     other = case.model_copy(update={"query": paraphrase})
     ctx = AuditContext(other, lm, config, budget)
-    try:
-        moved = LeaveOneOut().run(ctx)
-    except BudgetExhausted:
-        return None
+    moved = method_class("loo")().run(ctx)  # a budget cut leaves its scores None
     return rank_correlation(loo.scores, moved.scores)
 
 
@@ -189,26 +193,21 @@ def _build_report(ctx: AuditContext, results: dict[str, MethodResult],
                   faith: dict[str, dict[str, Any]], full: float, joint: float,
                   stability: float | None) -> Report:
     thresholds = ctx.config.thresholds
-    attention = results.get("attention")
-    if attention is not None and "attention_share" not in attention.extras:
-        attention = None  # cut before it ran
-    shares = attention.extras["attention_share"] if attention else {}
-    ablation = results.get("ablation")
-    ablation_scale = max((abs(s) for s in (ablation.scores.values() if ablation else [])
+    relative = results.get(RELATIVE_VOTE)
+    relative_scale = max((abs(s) for s in (relative.scores.values() if relative else [])
                           if s is not None), default=0.0)
+    provenance_methods = [(method_class(name)(), results[name])
+                          for name in methods_of_kind("provenance") if name in results]
     units: list[UnitReport] = []
     for unit in ctx.units:
         provenance: dict[str, float | None] = {}
-        if attention:
-            provenance = {"attention": attention.scores.get(unit.id),
-                          "attention_last": attention.extras["attention_last"][unit.id],
-                          "attention_rollout": attention.extras["attention_rollout"][unit.id],
-                          "attention_per_token": attention.extras["attention_per_token"][unit.id],
-                          "attention_share": shares.get(unit.id)}
+        for method, result in provenance_methods:
+            provenance.update(method.unit_provenance(result, unit.id))
         reliance = {name: results[name].scores.get(unit.id) if name in results else None
-                    for name in ("loo", "ablation", "tools", "tracing")}
-        verdict = unit_verdict(unit_reliance(reliance, ablation_scale, thresholds),
-                               shares.get(unit.id), len(ctx.units), thresholds)
+                    for name in unit_score_columns()}
+        share = provenance.get("attention_share")
+        verdict = unit_verdict(unit_reliance(reliance, relative_scale, thresholds),
+                               share, len(ctx.units), thresholds)
         units.append(UnitReport(id=unit.id, kind=unit.kind, parent=unit.parent,
                                 provenance=provenance, reliance=reliance, verdict=verdict))
     loo = results.get("loo")
@@ -226,10 +225,15 @@ def _build_report(ctx: AuditContext, results: dict[str, MethodResult],
                   faithfulness=faith, methods=extras)
 
 
-def _settings(ctx: AuditContext, cuts: dict[str, str]) -> dict[str, Any]:
+def _settings(ctx: AuditContext, cuts: dict[str, str], methods: list[str]) -> dict[str, Any]:
+    """Every setting used: the config with the methods run and each one's resolved settings."""
     info = ctx.lm.info
+    config = ctx.config.model_dump(mode="json")
+    config["methods"] = methods
+    config["method_settings"] = {name: settings_for(ctx.config, name).model_dump(mode="json")
+                                 for name in methods}
     return {
-        "config": ctx.config.model_dump(mode="json"),
+        "config": config,
         "model": {"id": info.id, "revision": info.revision, "dtype": info.dtype,
                   "device": info.device},
         "tool_mode": ctx.renderer.tool_mode,

@@ -9,16 +9,22 @@ answer drop under `empty`.
 
 from __future__ import annotations
 
-import time
-
-from relyscope.audits.base import ANSWER, AuditContext, BudgetExhausted, MethodResult, Probe
-from relyscope.models import Variant
+from relyscope.audits.base import ANSWER, AuditContext, Probe
+from relyscope.audits.method import AuditMethod, NoSettings, Outcome
+from relyscope.models import TargetScore, Variant
 
 ERROR_TEXT = "the tool failed and returned no result"
 
 
-class ToolOutputAblation:
+class ToolOutputAblation(AuditMethod):
     name = "tools"
+    kind = "reliance"
+    votes = True
+    priority = 20
+    column = 30
+
+    def applies(self, ctx: AuditContext) -> bool:
+        return bool(ctx.case.tool_calls)
 
     def plan(self, ctx: AuditContext) -> list[Probe]:
         return self._plan(ctx)[1]
@@ -41,16 +47,10 @@ class ToolOutputAblation:
             probes += [(variant, t) for t in [ANSWER, *range(index + 1, len(calls))]]
         return plan, probes
 
-    def run(self, ctx: AuditContext) -> MethodResult:
-        started = time.perf_counter()
-        passes_before = ctx.budget.spent
+    def compute(self, ctx: AuditContext, settings: NoSettings) -> Outcome:
         calls = ctx.case.tool_calls
         plan, probes = self._plan(ctx)
-        cut = None
-        try:
-            scored = ctx.score(probes)
-        except BudgetExhausted as stop:
-            scored, cut = stop.scored, stop.reason
+        scored, cut = ctx.score_available(probes)
         details: dict[str, dict[str, dict[str, float | None]]] = {}
         for (call_id, mode), variant in plan.items():
             index = next(i for i, c in enumerate(calls) if c.id == call_id)
@@ -62,11 +62,11 @@ class ToolOutputAblation:
         for call in calls:
             if call.id in scores:
                 scores[call.id] = details[call.id]["empty"]["answer"]
-        return MethodResult(self.name, scores, {"drops": details, "error_text": ERROR_TEXT},
-                            ctx.budget.spent - passes_before, time.perf_counter() - started, cut)
+        return Outcome(scores, {"drops": details, "error_text": ERROR_TEXT}, cut)
 
 
-def _drop(scored: dict, variant: Variant, target: int | None) -> float | None:
+def _drop(scored: dict[Probe, TargetScore], variant: Variant, target: int | None
+          ) -> float | None:
     full, changed = scored.get((Variant(), target)), scored.get((variant, target))
     if full is None or changed is None:
         return None

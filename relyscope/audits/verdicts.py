@@ -1,12 +1,13 @@
 """Verdicts from scores, with thresholds the report records.
 
 Per unit: `relied` (reliance high and attended), `relied-not-attended`, `consulted-not-relied`
-(attention high, reliance low), `unused`. Reliance for a verdict is the largest of the removal
-methods' scores (loo, tools, ablation), all in nats of answer log-prob; tracing is a
-localisation, not a removal, and does not vote. An ablation weight votes only when it is also
-a large share of the largest weight: with few units, interactions put several nats of noise
-on the weights of units that do not matter (measured on the bundled example: 7.6 nats on an
-unused tool output next to 51 on the relied source). Per audit: `grounded` (removing the context
+(attention high, reliance low), `unused`. Reliance for a verdict is the largest of the voting
+methods' scores (the registry's `voting_methods()`: the removals loo, tools, ablation), all in
+nats of answer log-prob; tracing is a localisation, not a removal, and does not vote. An
+ablation weight votes only when it is also a large share of the largest weight: with few
+units, interactions put several nats of noise on the weights of units that do not matter
+(measured on the bundled example: 7.6 nats on an unused tool output next to 51 on the relied
+source). Per audit: `grounded` (removing the context
 costs the answer), `parametric` (the answer is confident and removing everything costs
 nothing), `redundant-sources` (no single removal matters much, the joint removal does),
 `unstable` (the ranking moves under a paraphrased query).
@@ -14,19 +15,20 @@ nothing), `redundant-sources` (no single removal matters much, the joint removal
 
 from __future__ import annotations
 
+from relyscope.audits.registry import voting_methods
 from relyscope.config import Thresholds
 
-VOTING_METHODS = ("loo", "tools", "ablation")
+RELATIVE_VOTE = "ablation"  # votes only above a share of its largest weight (see above)
 
 
 def unit_reliance(reliance: dict[str, float | None], ablation_scale: float,
                   thresholds: Thresholds) -> float | None:
     values: list[float] = []
-    for method in VOTING_METHODS:
+    for method in voting_methods():
         value = reliance.get(method)
         if value is None:
             continue
-        if method == "ablation" and value < thresholds.ablation_relative * ablation_scale:
+        if method == RELATIVE_VOTE and value < thresholds.ablation_relative * ablation_scale:
             continue  # a small share of the largest weight: noise, not a vote
         values.append(value)
     return max(values) if values else None

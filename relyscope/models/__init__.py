@@ -1,8 +1,9 @@
 """Model backends: loading, chat-template rendering with unit spans, batched scoring, hooks."""
 
 from relyscope.models.backend import CausalLM, ModelInfo
+from relyscope.models.hooks import Edits, Span
 from relyscope.models.render import FULL, Rendered, Renderer, Variant, placeholder_for
 from relyscope.models.scoring import Cost, ScoreItem, ScoringOptions, TargetScore
 
-__all__ = ["FULL", "CausalLM", "Cost", "ModelInfo", "Rendered", "Renderer", "ScoreItem",
-           "ScoringOptions", "TargetScore", "Variant", "placeholder_for"]
+__all__ = ["FULL", "CausalLM", "Cost", "Edits", "ModelInfo", "Rendered", "Renderer", "ScoreItem",
+           "ScoringOptions", "Span", "TargetScore", "Variant", "placeholder_for"]

@@ -1,9 +1,13 @@
-"""The Hugging Face causal-LM backend: load, render, score variants, generate.
+"""The Hugging Face causal-LM backend: load, render, score variants, generate, hooked passes.
 
 `CausalLM.load()` with no argument gives the packaged SmolLM2-135M-Instruct; any other Hugging
 Face causal LM loads from a local folder (or a hub id already in the local cache: nothing is
 downloaded here). Scoring runs with the model's fastest attention; eager attention is switched
 on only inside `eager_attention()` for the provenance pass.
+
+Audits reach the model only through this class: scoring (`score`, `score_tokens`), the
+attention pass, hooked passes with embedding noise and layer restoration, and clean span
+states. Each counts its forward passes in `cost`, the one pass counter.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +26,16 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from relyscope.case import Case, Granularity
 from relyscope.errors import ContextOverflow
+from relyscope.models.hooks import (
+    Edits,
+    Span,
+    attention_maps,
+    decoder_layers,
+    edited_answer_logprobs,
+    gaussian_noise,
+    span_states,
+    token_embedding,
+)
 from relyscope.models.packaged import DEFAULT_MODEL, packaged_model_dir
 from relyscope.models.render import Rendered, Renderer, ToolMode
 from relyscope.models.scoring import (
@@ -32,6 +47,8 @@ from relyscope.models.scoring import (
     ScoringOptions,
     TargetScore,
 )
+
+_SPAN_STATES_KEPT = 16  # clean span states kept for reuse (tracing's top units)
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,8 @@ class CausalLM:
         self.scorer = BatchScorer(model, pad_token_id=pad, namespace=namespace,
                                   cache=cache if cache is not None else MemoryScoreCache(),
                                   options=options)
+        self._span_states: OrderedDict[tuple[tuple[int, ...], Span], list[torch.Tensor]] = (
+            OrderedDict())
 
     # -- loading ------------------------------------------------------------------------
 
@@ -111,6 +130,69 @@ class CausalLM:
         self.check_fits(rendered)
         items = [ScoreItem(r.input_ids, len(r.target_ids)) for r in rendered]
         return self.scorer.score(items, max_prefix=max_prefix)
+
+    def score_tokens(self, items: Sequence[ScoreItem]) -> list[TargetScore]:
+        """Teacher-forced log-probs of raw token sequences (batched, cached, counted)."""
+        return self.scorer.score(items)
+
+    # -- hooked passes ----------------------------------------------------------------------
+
+    @property
+    def num_layers(self) -> int:
+        """Decoder layers a restoration can target."""
+        return len(decoder_layers(self.model))
+
+    def attention_pass(self, input_ids: Sequence[int]) -> tuple[torch.Tensor, ...]:
+        """Per-layer attention weights [heads, L, L] of one sequence, under eager attention;
+        counts one pass."""
+        with self.eager_attention():
+            maps = attention_maps(self.model, input_ids)
+        self.cost.forward_passes += 1
+        return maps
+
+    def edited_logprobs(self, input_ids: Sequence[int], target_len: int,
+                        edits: Edits | None = None) -> torch.Tensor:
+        """Answer log-prob (sum over the last `target_len` tokens) per row under embedding
+        noise and layer-restore edits; a CPU float32 tensor [rows]. Counts its rows."""
+        edits = edits or Edits()
+        values = edited_answer_logprobs(self.model, input_ids, target_len, edits)
+        self.cost.forward_passes += edits.rows
+        return values
+
+    def clean_span_states(self, input_ids: Sequence[int], span: Span) -> list[torch.Tensor]:
+        """Each decoder layer's clean output at the span's positions, cached per sequence and
+        span (small: a span's states per layer); a miss counts one pass, a hit none."""
+        key = (tuple(input_ids), span)
+        states = self._span_states.get(key)
+        if states is None:
+            states = span_states(self.model, input_ids, span)
+            self.cost.forward_passes += 1
+            self._span_states[key] = states
+            while len(self._span_states) > _SPAN_STATES_KEPT:
+                self._span_states.popitem(last=False)
+        else:
+            self._span_states.move_to_end(key)
+        return states
+
+    def embedding_std(self) -> float:
+        """The standard deviation of the token-embedding matrix (noise is scaled by it)."""
+        return float(token_embedding(self.model).weight.detach().float().std())
+
+    def noise_generator(self, seed: int) -> torch.Generator:
+        """A seeded generator on the model's device, for `embedding_noise`."""
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+    def embedding_noise(self, rows: int, length: int, std: float,
+                        generator: torch.Generator) -> torch.Tensor:
+        """Gaussian noise [rows, length, hidden] for the token embeddings of a span, on the
+        model's device and in its dtype."""
+        embedding = token_embedding(self.model)
+        hidden = embedding.weight.shape[1]  # type: ignore[union-attr]
+        return gaussian_noise(embedding, (rows, length, hidden), std, generator)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
     def check_fits(self, rendered: Sequence[Rendered]) -> None:
         limit = self.info.max_positions

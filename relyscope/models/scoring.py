@@ -29,7 +29,7 @@ from typing import Literal, Protocol
 import torch
 from transformers import PreTrainedModel
 
-from relyscope.models.tree import TokenTrie, TreeRunner, supports_tree_layout
+from relyscope.models.tree import TokenTrie, TrieEvaluator, supports_tree_layout
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,13 @@ class ScoringOptions:
     threads: int | None = None  # torch intra-op threads while scoring (None: leave as set)
 
 
+def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log p(target) per position: logits [rows, T, vocab] predict targets [rows, T]
+    (log-softmax in float32 whatever the model's dtype)."""
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    return logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
 @contextmanager
 def _threads(n: int | None) -> Iterator[None]:
     """Run the block with `n` torch threads (process-wide), restoring the previous setting."""
@@ -209,9 +216,10 @@ class BatchScorer:
 
     def _compute_tree(self, items: list[ScoreItem]) -> list[TargetScore]:
         trie = TokenTrie.build([item.input_ids for item in items])
-        runner = TreeRunner(self.model, self.options.tree_chunk_tokens, cache_kw=self._cache_kw)
-        logprobs = runner.target_logprobs(trie, [item.target_len for item in items])
-        self.cost.model_calls += runner.model_calls
+        evaluator = TrieEvaluator(self.model, self.options.tree_chunk_tokens,
+                                  cache_kw=self._cache_kw)
+        logprobs = evaluator.target_logprobs(trie, [item.target_len for item in items])
+        self.cost.model_calls += evaluator.model_calls
         self.cost.forward_passes += len(items)
         self.cost.tokens += len(trie)
         return [TargetScore(tuple(row)) for row in logprobs]
@@ -332,8 +340,7 @@ class BatchScorer:
         self.cost.model_calls += 1
         self.cost.forward_passes += rows
         self.cost.tokens += int(suffix_mask.sum())
-        logprobs = torch.log_softmax(logits[:, :-1, :].float(), dim=-1)
         targets = input_ids[:, -(keep - 1):].to(self.device)
-        picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu()
+        picked = token_logprobs(logits[:, :-1, :], targets).cpu()
         return [TargetScore(tuple(picked[row, -item.target_len:].tolist()))
                 for row, item in enumerate(items)]

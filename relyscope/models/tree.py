@@ -105,7 +105,7 @@ def supports_tree_layout(model: PreTrainedModel) -> bool:
     return all(type(layer) is DynamicLayer for layer in cache.layers)
 
 
-class TreeRunner:
+class TrieEvaluator:
     """Runs a TokenTrie through a causal LM and returns each sequence's target log-probs."""
 
     def __init__(self, model: PreTrainedModel, chunk_tokens: int, *,
@@ -137,13 +137,13 @@ class TreeRunner:
             by_node.setdefault(node, []).append((token, slot))
         values = torch.empty(len(wanted), dtype=torch.float32)
 
-        ends = torch.tensor(trie.subtree_end)
+        ends = torch.tensor(trie.subtree_end, device=self.device)
         cache = DynamicCache(config=self.model.config)
         live: list[int] = []  # the nodes whose keys and values the cache holds, in its order
         for start in range(0, len(trie), self.chunk_tokens):
             stop = min(start + self.chunk_tokens, len(trie))
-            keys = torch.tensor(live + list(range(start, stop)))
-            queries = torch.arange(start, stop)
+            keys = torch.tensor(live + list(range(start, stop)), device=self.device)
+            queries = torch.arange(start, stop, device=self.device)
             visible = ((keys[None, :] <= queries[:, None])
                        & (queries[:, None] < ends[keys][None, :]))
             keep = [n for n in range(start, stop) if n in by_node]
@@ -169,7 +169,7 @@ class TreeRunner:
     def _mask(self, visible: torch.Tensor) -> torch.Tensor:
         """The 4D mask as the attention implementation reads it: SDPA takes booleans (True
         attends); eager attention adds the mask to its scores, so it gets 0 / -inf floats."""
-        visible = visible[None, None].to(self.device)
+        visible = visible[None, None]
         if self.model.config._attn_implementation == "sdpa":
             return visible
         dtype = next(self.model.parameters()).dtype

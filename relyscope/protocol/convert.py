@@ -20,7 +20,7 @@ from google.protobuf import struct_pb2
 
 from relyscope._proto.v1 import audit_pb2 as pb
 from relyscope.case import Case, CaseError
-from relyscope.config import AuditConfig
+from relyscope.config import LEGACY_SETTINGS, AuditConfig
 from relyscope.report_model import Report
 
 # -- Struct and small helpers ---------------------------------------------------------------
@@ -141,10 +141,10 @@ def case_to_proto(case: Case) -> pb.Case:
 
 # -- AuditConfig --------------------------------------------------------------------------------
 
-_CONFIG_OPTIONAL = ("granularity", "tool_mode", "removal", "ablations", "ablation_keep_prob",
-                    "ablation_alpha", "lds_masks", "tracing_samples", "tracing_noise_scale",
-                    "tracing_window", "tracing_top_units", "tracing_in_distribution",
-                    "regenerate", "stability", "seed", "max_forward_passes", "max_seconds")
+_CONFIG_OPTIONAL = ("granularity", "tool_mode", "removal", "stability", "seed",
+                    "max_forward_passes", "max_seconds")
+# deprecated typed fields, read (AuditConfig moves them into method_settings), never written
+_CONFIG_LEGACY = tuple(LEGACY_SETTINGS)
 _THRESHOLDS = ("relied_drop", "attended_ratio", "parametric_logprob_per_token",
                "redundancy_ratio", "ablation_relative", "unstable_spearman")
 
@@ -153,9 +153,11 @@ def config_from_proto(message: pb.AuditConfig | None) -> AuditConfig:
     """Unset fields take AuditConfig's defaults; raises CaseError naming the field."""
     if message is None:
         return AuditConfig()
-    data: dict[str, Any] = _optional(message, _CONFIG_OPTIONAL)
+    data: dict[str, Any] = _optional(message, _CONFIG_OPTIONAL + _CONFIG_LEGACY)
     if message.methods:
         data["methods"] = list(message.methods)
+    if message.HasField("method_settings"):
+        data["method_settings"] = from_struct(message.method_settings)
     thresholds = _optional(message.thresholds, _THRESHOLDS)
     if thresholds:
         data["thresholds"] = thresholds
@@ -164,8 +166,12 @@ def config_from_proto(message: pb.AuditConfig | None) -> AuditConfig:
 
 def config_to_proto(config: AuditConfig) -> pb.AuditConfig:
     data = config.model_dump(mode="json")
-    message = pb.AuditConfig(methods=data["methods"])
+    # methods left unset go as none, so the server's registry picks its default set
+    message = pb.AuditConfig(methods=data["methods"] if "methods" in config.model_fields_set
+                             else [])
     _set_optional(message, data, _CONFIG_OPTIONAL)
+    if data["method_settings"]:
+        to_struct(data["method_settings"], message.method_settings)
     _set_optional(message.thresholds, data["thresholds"], _THRESHOLDS)
     return message
 

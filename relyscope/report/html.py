@@ -9,6 +9,7 @@ from pathlib import Path
 
 from jinja2 import Environment, select_autoescape
 
+from relyscope.report.columns import reliance_columns
 from relyscope.report_model import Report
 
 _ENV = Environment(autoescape=select_autoescape(default=True), trim_blocks=True,
@@ -83,9 +84,6 @@ section{margin-bottom:3rem}
 </body></html>
 """)
 
-METHODS = ("loo", "ablation", "tools", "tracing")
-
-
 def _num(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
@@ -102,13 +100,14 @@ def _bar(value: float | None, scale: float, kind: str) -> str:
 
 
 def render_html(reports: Sequence[Report]) -> str:
+    methods = reliance_columns(reports)
     scales: dict[str, dict[str, float]] = {}
     for r in reports:
-        columns = {m: [u.reliance.get(m) for u in r.units] for m in METHODS}
+        columns = {m: [u.reliance.get(m) for u in r.units] for m in methods}
         columns["attention_share"] = [u.provenance.get("attention_share") for u in r.units]
         scales[r.case_id] = {m: max((abs(v) for v in vs if v is not None), default=0.0)
                              for m, vs in columns.items()}
-    return _TEMPLATE.render(reports=reports, methods=METHODS, scales=scales, bar=_bar, num=_num)
+    return _TEMPLATE.render(reports=reports, methods=methods, scales=scales, bar=_bar, num=_num)
 
 
 def write_html(reports: Sequence[Report], path: str | Path) -> None:

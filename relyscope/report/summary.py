@@ -2,9 +2,10 @@
 
 Over all audited records: the share of answers `grounded` / `parametric`, the sources (by id)
 most often relied on and most often consulted but not relied on, reliance per tool name, and
-the error lines counted by reason. A unit's reliance here is its leave-one-out drop in nats
-(tool ablation, then context ablation, when leave-one-out did not run); a source counts as
-relied on when its verdict says so. Sentence units count towards their source.
+the error lines counted by reason. A unit's reliance here is the score of the first voting
+method (registry priority order: leave-one-out, then tool ablation, then context ablation)
+that ran, in nats; a source counts as relied on when its verdict says so. Sentence units
+count towards their source.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 
 from jinja2 import Environment, select_autoescape
 
+from relyscope.report.columns import voting_order
+
 RELIED = frozenset({"relied", "relied-not-attended"})
-RELIANCE_ORDER = ("loo", "tools", "ablation")
 TOP = 15
 ERROR_EXAMPLES = 50
 
@@ -110,7 +112,7 @@ def summarise(lines: Iterable[dict[str, Any]]) -> LogSummary:
 
 def _reliance(unit: dict[str, Any]) -> float | None:
     reliance = unit.get("reliance") or {}
-    return next((float(reliance[m]) for m in RELIANCE_ORDER if reliance.get(m) is not None),
+    return next((float(reliance[m]) for m in voting_order() if reliance.get(m) is not None),
                 None)
 
 

@@ -7,9 +7,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from relyscope.report.columns import reliance_columns
 from relyscope.report_model import Report
-
-RELIANCE_COLUMNS = ("loo", "ablation", "tools", "tracing")
 
 
 def write_json(report: Report, path: str | Path) -> None:
@@ -40,19 +39,21 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 def markdown(reports: Iterable[Report]) -> str:
     """A compact Markdown summary: one table of units per report."""
     parts: list[str] = []
-    for report in reports:
+    listed = list(reports)
+    columns = reliance_columns(listed)
+    for report in listed:
         status = " (partial)" if report.partial else ""
         parts.append(f"### {report.case_id}{status}\n")
         parts.append(f"Answer: {report.answer}\n")
         parts.append(f"Answer log-prob: {report.answer_logprob:.3f} over "
                      f"{report.answer_tokens} tokens. Verdicts: "
                      f"{', '.join(report.verdicts) or 'none'}.\n")
-        header = ["unit", "kind", "attention share", *RELIANCE_COLUMNS, "verdict"]
+        header = ["unit", "kind", "attention share", *columns, "verdict"]
         parts.append("| " + " | ".join(header) + " |")
         parts.append("|" + "---|" * len(header))
         for unit in report.units:
             cells = [unit.id, unit.kind, _fmt(unit.provenance.get("attention_share"))]
-            cells += [_fmt(unit.reliance.get(m)) for m in RELIANCE_COLUMNS]
+            cells += [_fmt(unit.reliance.get(m)) for m in columns]
             cells.append(unit.verdict or "—")
             parts.append("| " + " | ".join(cells) + " |")
         faith = report.faithfulness

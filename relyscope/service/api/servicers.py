@@ -103,6 +103,15 @@ def parameters(request: Any) -> dict[str, Any]:
     return values
 
 
+def audit_config(message: pb.AuditConfig | None) -> AuditConfig:
+    """The request's config, its method names and settings checked against the registry."""
+    from relyscope.audits.registry import validate_config  # lazy: loads the audit methods
+
+    config = config_from_proto(message)
+    validate_config(config)
+    return config
+
+
 def _within(prefix: str, convert: Callable[[Any], T], message: Any) -> T:
     try:
         return convert(message)
@@ -133,7 +142,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         if not request.HasField("case"):
             raise CaseError("case", "required")
         case = _within("case", case_from_proto, request.case)
-        config = _within("config", config_from_proto,
+        config = _within("config", audit_config,
                          request.config if request.HasField("config") else None)
         if params.get("parse_arguments"):
             for call in case.tool_calls:
@@ -290,7 +299,7 @@ class PipelineServicer(pipeline_pb2_grpc.PipelineServiceServicer):
             top_k = request.top_k if request.HasField("top_k") else 5
             if top_k < 0:
                 raise CaseError("top_k", "must not be negative")
-            audit = (_within("audit", config_from_proto, request.audit)
+            audit = (_within("audit", audit_config, request.audit)
                      if request.HasField("audit") else None)
             tools = [(t.name, t.arguments) for t in request.tools]
             system = request.system if request.HasField("system") else None

@@ -1,0 +1,100 @@
+"""The method contract: what an audit method declares and the one `run` every method shares.
+
+A method is a subclass of `AuditMethod` that sets the class attributes below and implements
+`compute(ctx, settings)`. Defining the subclass registers it (relyscope.audits.registry):
+the runner, verdicts, the report columns, the CLI and the gRPC config then know it, with no
+other file edited. `run` owns what every method used to repeat: timing, pass counting
+(the context's), a budget cut turned into `cut`, and the `MethodResult`.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, final
+
+from pydantic import BaseModel, ConfigDict
+
+from relyscope.audits import registry
+from relyscope.audits.base import AuditContext, BudgetExhausted, MethodResult, Probe
+
+Kind = Literal["provenance", "reliance", "localisation"]
+
+
+class MethodSettings(BaseModel):
+    """Base of every method's settings: unknown names are refused, values frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoSettings(MethodSettings):
+    pass
+
+
+@dataclass
+class Outcome:
+    """What `compute` returns: scores per unit id (None: not scored), extras, and why the
+    method stopped early (None: it did not)."""
+
+    scores: dict[str, float | None]
+    extras: dict[str, Any] = field(default_factory=dict)
+    cut: str | None = None
+
+
+class AuditMethod(ABC):
+    """An audit method. Subclasses set every class attribute and implement `compute`."""
+
+    name: ClassVar[str]
+    kind: ClassVar[Kind]
+    votes: ClassVar[bool] = False  # its unit scores vote in unit verdicts
+    priority: ClassVar[int]  # lower runs first (and is cut last)
+    default: ClassVar[bool] = True  # in the default method set
+    column: ClassVar[int | None] = None  # report column position; None: priority
+    Settings: ClassVar[type[BaseModel]] = NoSettings
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:  # an intermediate base without a name is not a method
+            missing = [a for a in ("kind", "priority") if not hasattr(cls, a)]
+            if missing:
+                raise TypeError(f"{cls.__qualname__} must set {', '.join(missing)}")
+            registry.register(cls)
+
+    @classmethod
+    def column_order(cls) -> int:
+        return cls.priority if cls.column is None else cls.column
+
+    def settings(self, ctx: AuditContext) -> Any:
+        """This method's settings for the audit's config (validated)."""
+        return registry.settings_for(ctx.config, self.name)
+
+    def applies(self, ctx: AuditContext) -> bool:
+        """Whether the method has anything to do on this case."""
+        return True
+
+    def plan(self, ctx: AuditContext) -> list[Probe]:
+        """The score probes `compute` will ask for, so the runner can score them up front,
+        shared with the other methods. Empty for methods that score nothing."""
+        return []
+
+    def unit_provenance(self, result: MethodResult, unit_id: str) -> dict[str, float | None]:
+        """A provenance method's entries in one unit's `provenance` dict."""
+        return {self.name: result.scores.get(unit_id)}
+
+    @abstractmethod
+    def compute(self, ctx: AuditContext, settings: Any) -> Outcome:
+        """Score the units. May raise BudgetExhausted: `run` turns that into a cut."""
+
+    @final
+    def run(self, ctx: AuditContext) -> MethodResult:
+        started = time.perf_counter()
+        passes_before = ctx.passes
+        settings = self.settings(ctx)
+        try:
+            outcome = self.compute(ctx, settings)
+        except BudgetExhausted as stop:
+            outcome = Outcome(dict.fromkeys(ctx.unit_ids), cut=stop.reason)
+        return MethodResult(method=self.name, scores=outcome.scores, extras=outcome.extras,
+                            forward_passes=ctx.passes - passes_before,
+                            seconds=time.perf_counter() - started, cut=outcome.cut)

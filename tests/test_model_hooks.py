@@ -1,0 +1,123 @@
+"""Hooks are the backend's API: hooked runs agree with plain scoring, count their passes,
+and make every tensor on the model's device and in its dtype."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from relyscope.audits import run_audit
+from relyscope.config import AuditConfig
+from relyscope.models import CausalLM, Edits, Variant
+from tests.conftest import zelk_case
+
+AUDITS = Path(__file__).resolve().parents[1] / "relyscope" / "audits"
+
+
+@pytest.mark.real_model
+def test_a_hooked_run_without_edits_equals_plain_scoring(real_lm):
+    renderer = real_lm.renderer(zelk_case())
+    variants = [renderer.render(), renderer.render(Variant.without(["d1"])),
+                renderer.render(Variant.without(["d0", "d2", "call_1"]))]
+    lm = CausalLM(real_lm.model, real_lm.tokenizer, model_id="x", revision="hooks-plain")
+    plain = [s.total for s in lm.score(variants)]
+    before = lm.cost.forward_passes
+    hooked = [lm.edited_logprobs(r.input_ids, len(r.target_ids)) for r in variants]
+    assert lm.cost.forward_passes - before == len(variants)  # one row each
+    for value, expected in zip(hooked, plain, strict=True):
+        assert value.shape == (1,)
+        assert float(value[0]) == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.real_model
+def test_restoring_clean_states_on_a_clean_run_changes_nothing_and_noise_does(real_lm):
+    rendered = real_lm.renderer(zelk_case()).render()
+    span = rendered.unit_token_spans["d1"]
+    ids, target = rendered.input_ids, len(rendered.target_ids)
+    clean = float(real_lm.edited_logprobs(ids, target)[0])
+    states = real_lm.clean_span_states(ids, span)
+    assert len(states) == real_lm.num_layers == real_lm.info.num_layers
+    restored = real_lm.edited_logprobs(ids, target, Edits(
+        restore={layer: (span, states[layer]) for layer in range(real_lm.num_layers)}))
+    assert float(restored[0]) == pytest.approx(clean, abs=1e-4)
+    noise = real_lm.embedding_noise(3, span[1] - span[0], 3 * real_lm.embedding_std(),
+                                    real_lm.noise_generator(0))
+    before = real_lm.cost.forward_passes
+    noised = real_lm.edited_logprobs(ids, target, Edits(noise={span: noise}))
+    assert real_lm.cost.forward_passes - before == 3
+    assert noised.shape == (3,) and len(set(noised.tolist())) == 3
+    assert float(noised.mean()) < clean - 1.0  # the planted fact's span, corrupted
+
+
+def test_the_attention_pass_gives_one_row_stochastic_map_per_layer(tiny_lm):
+    rendered = tiny_lm.renderer(zelk_case()).render()
+    before = tiny_lm.cost.forward_passes
+    maps = tiny_lm.attention_pass(rendered.input_ids)
+    assert tiny_lm.cost.forward_passes - before == 1
+    length = len(rendered.input_ids)
+    assert len(maps) == tiny_lm.num_layers
+    heads = tiny_lm.model.config.num_attention_heads
+    for layer in maps:
+        assert layer.shape == (heads, length, length)
+        assert torch.allclose(layer.float().sum(-1), torch.ones(heads, length), atol=1e-4)
+        assert float(layer[:, 0, 1:].abs().max()) == 0.0  # causal
+    assert tiny_lm.model.config._attn_implementation != "eager"  # switched back
+
+
+@pytest.fixture(scope="module", params=[torch.float64, torch.bfloat16], ids=str)
+def typed_model(request, tiny_lm) -> torch.nn.Module:
+    return copy.deepcopy(tiny_lm.model).to(request.param)
+
+
+@pytest.fixture
+def typed_lm(typed_model, tiny_lm) -> CausalLM:
+    """The tiny model in another dtype, with fresh caches for each test."""
+    return CausalLM(typed_model, tiny_lm.tokenizer, model_id="tiny",
+                    revision=str(typed_model.dtype))
+
+
+def test_noise_and_states_follow_the_models_device_and_dtype(typed_lm):
+    weight = typed_lm.model.get_input_embeddings().weight
+    noise = typed_lm.embedding_noise(2, 5, 0.5, typed_lm.noise_generator(7))
+    assert noise.dtype == weight.dtype and noise.device == weight.device
+    assert noise.shape == (2, 5, weight.shape[1])
+    again = typed_lm.embedding_noise(2, 5, 0.5, typed_lm.noise_generator(7))
+    assert torch.equal(noise, again)  # seeded
+    rendered = typed_lm.renderer(zelk_case()).render()
+    span = rendered.unit_token_spans["d1"]
+    states = typed_lm.clean_span_states(rendered.input_ids, span)
+    assert {s.dtype for s in states} == {weight.dtype}
+    before = typed_lm.cost.forward_passes
+    assert typed_lm.clean_span_states(rendered.input_ids, span) is states  # cached: no pass
+    assert typed_lm.cost.forward_passes == before
+    assert states[0].shape == (span[1] - span[0], weight.shape[1])
+    values = typed_lm.edited_logprobs(rendered.input_ids, len(rendered.target_ids), Edits(
+        noise={span: typed_lm.embedding_noise(2, span[1] - span[0], 0.5,
+                                              typed_lm.noise_generator(0))},
+        restore={0: (span, states[0])}))
+    assert values.dtype == torch.float32 and values.shape == (2,)
+    assert torch.isfinite(values).all()
+
+
+def test_tracing_runs_in_the_models_dtype(typed_lm):
+    config = AuditConfig(methods=("attention", "tracing"), method_settings={
+        "tracing": {"samples": 2, "top_units": 1, "window": 1}})
+    report = run_audit(zelk_case(), typed_lm, config)
+    assert not report.errors and not report.partial
+    assert report.unit("d1").reliance["tracing"] is not None
+    assert len(report.methods["tracing"]["layer_profiles"]) == 1
+    # attention 1, tracing: 2 rows x 6 units, 1 clean pass + 2 windows x 2 rows, 6 in-dist
+    assert report.cost["per_method"]["tracing"]["forward_passes"] == 12 + 5 + 6
+    assert report.cost["per_method"]["attention"]["forward_passes"] == 1
+
+
+def test_audits_reach_the_model_only_through_the_backend_api():
+    for path in AUDITS.glob("*.py"):
+        source = path.read_text()
+        assert not re.search(r"\blm\.(model|scorer)\b", source), path.name
+        assert "register_forward_hook" not in source, path.name
+        assert "log_softmax" not in source, path.name
