@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import torch
+
 from relyscope.case import Case, Unit
 from relyscope.config import AuditConfig
 from relyscope.models import (
@@ -203,17 +205,17 @@ class AuditContext:
         if reason is not None:
             raise BudgetExhausted(reason, {})
 
-    def attentions(self) -> tuple[Any, ...]:
+    def attentions(self) -> tuple[torch.Tensor, ...]:
         """Per-layer attention weights [heads, L, L] of the full prompt + answer (one pass)."""
         self.require(1)
         return self._metered(lambda: self.lm.attention_pass(self.full.input_ids))
 
-    def edited_logprobs(self, edits: Edits) -> Any:
+    def edited_logprobs(self, edits: Edits) -> torch.Tensor:
         """Answer log-prob per row of the full prompt + answer under `edits` (rows passes)."""
         return self._metered(lambda: self.lm.edited_logprobs(
             self.full.input_ids, len(self.full.target_ids), edits))
 
-    def clean_span_states(self, span: Span) -> list[Any]:
+    def clean_span_states(self, span: Span) -> list[torch.Tensor]:
         """Each layer's clean output at the span's positions in the full rendering (one pass)."""
         return self._metered(lambda: self.lm.clean_span_states(self.full.input_ids, span))
 

@@ -14,10 +14,13 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, final
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from relyscope.audits import registry
 from relyscope.audits.base import AuditContext, BudgetExhausted, MethodResult, Probe
+from relyscope.case import field_path
+from relyscope.config import AuditConfig
+from relyscope.errors import CaseError
 
 Kind = Literal["provenance", "reliance", "localisation"]
 
@@ -65,9 +68,20 @@ class AuditMethod(ABC):
     def column_order(cls) -> int:
         return cls.priority if cls.column is None else cls.column
 
+    @classmethod
+    def settings_from(cls, config: AuditConfig) -> BaseModel:
+        """`Settings` validated from `config.method_settings[name]` (unset ones default); a bad
+        value is a CaseError naming `method_settings.<name>.<setting>`."""
+        try:
+            return cls.Settings.model_validate(config.method_settings.get(cls.name, {}))
+        except ValidationError as err:
+            first = err.errors()[0]
+            raise CaseError(field_path(("method_settings", cls.name, *first["loc"])),
+                            first["msg"].removeprefix("Value error, ")) from None
+
     def settings(self, ctx: AuditContext) -> Any:
-        """This method's settings for the audit's config (validated)."""
-        return registry.settings_for(ctx.config, self.name)
+        """This method's settings for the audit's config."""
+        return self.settings_from(ctx.config)
 
     def applies(self, ctx: AuditContext) -> bool:
         """Whether the method has anything to do on this case."""

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from relyscope.case import field_path
 from relyscope.config import AuditConfig
 from relyscope.errors import CaseError
 
@@ -85,14 +84,7 @@ def unit_score_columns() -> tuple[str, ...]:
 
 def settings_for(config: AuditConfig, name: str) -> BaseModel:
     """The method's validated settings: its defaults updated by `config.method_settings`."""
-    cls = method_class(name)
-    given: Any = config.method_settings.get(name, {})
-    try:
-        return cls.Settings.model_validate(given)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = field_path(("method_settings", name, *first["loc"]))
-        raise CaseError(where, first["msg"].removeprefix("Value error, ")) from None
+    return method_class(name).settings_from(config)
 
 
 def validate_config(config: AuditConfig) -> tuple[str, ...]:
