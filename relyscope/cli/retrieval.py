@@ -1,8 +1,4 @@
-"""`relyscope index` and `relyscope ask`: build a FAISS index, answer (and audit) from it.
-
-The retrieval stack (FAISS, sentence-transformers) is imported by the commands only, so other
-commands start without it.
-"""
+"""`relyscope index` and `relyscope ask`: build a FAISS index, answer (and audit) from it."""
 
 from __future__ import annotations
 
@@ -13,6 +9,8 @@ from pathlib import Path
 
 from relyscope.cli.options import add_model_options, model_options, parse_methods
 from relyscope.config import AuditConfig
+from relyscope.retrievers import Embedder, FaissRetriever, IndexSettings
+from relyscope.retrievers.documents import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -20,8 +18,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                                          "or a DOCS.jsonl file")
     index.add_argument("docs", metavar="DOCS_DIR|DOCS.jsonl")
     index.add_argument("--out", required=True, metavar="INDEX_DIR", help="index directory")
-    index.add_argument("--chunk-size", type=int, default=800, help="characters (default 800)")
-    index.add_argument("--overlap", type=int, default=120, help="characters (default 120)")
+    index.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_TOKENS,
+                       help=f"embedder tokens per chunk, at most its window less 2 "
+                            f"(default {DEFAULT_CHUNK_TOKENS})")
+    index.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP_TOKENS,
+                       help=f"embedder tokens shared by neighbouring chunks "
+                            f"(default {DEFAULT_OVERLAP_TOKENS})")
     index.add_argument("--index", choices=("flat", "ivf"), default="flat",
                        help="flat: exact (default); ivf: inverted lists for large corpora")
     index.add_argument("--nlist", type=int, help="ivf: number of lists")
@@ -43,8 +45,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from relyscope.retrievers import Embedder, FaissRetriever, IndexSettings
-
     settings = IndexSettings(chunk_size=args.chunk_size, overlap=args.overlap, index=args.index,
                              nlist=args.nlist, nprobe=args.nprobe)
     embedder = Embedder.load(args.embedder) if args.embedder else None
@@ -58,8 +58,9 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
+    # imported here: the pipeline brings the agents stack (LangChain), seconds no other
+    # command should pay at start
     from relyscope.pipeline import DEFAULT_SYSTEM, Pipeline
-    from relyscope.retrievers import FaissRetriever
 
     options = model_options(args)
     retriever = FaissRetriever.load(args.index_dir)  # fails fast, before the model loads
