@@ -2,6 +2,7 @@
 
 from relyscope.models.backend import CausalLM, ModelInfo
 from relyscope.models.hooks import Edits, Span
+from relyscope.models.loading import ModelOptions as ModelOptions
 from relyscope.models.render import FULL, Rendered, Renderer, Variant, placeholder_for
 from relyscope.models.scoring import Cost, ScoreItem, ScoringOptions, TargetScore
 
