@@ -22,6 +22,7 @@ from relyscope.protocol.convert import (
     to_struct,
 )
 from relyscope.report import markdown, render_html
+from relyscope.report_model import Report
 from tests.conftest import zelk_case
 
 BUILT_IN = ("attention", "loo", "tools", "ablation", "tracing")
@@ -220,3 +221,13 @@ def test_unset_methods_mean_the_registry_defaults(offset_method):
     assert registry.validate_config(AuditConfig()) == BUILT_IN
     assert registry.validate_config(AuditConfig(methods=("offset", "loo"))) == ("loo", "offset")
     assert config_to_proto(AuditConfig()).methods == []
+
+
+def test_a_saved_report_keeps_the_columns_of_a_method_this_process_does_not_know():
+    report = Report(case_id="c", answer="a", answer_logprob=-1.0, answer_tokens=1, units=[
+        {"id": "u", "kind": "source", "reliance": {"loo": 1.0, "mystery": 2.5}}])
+    header = next(line for line in markdown([report]).splitlines()
+                  if line.startswith("| unit |"))
+    assert header.split(" | ")[3:8] == ["loo", "ablation", "tools", "tracing", "mystery"]
+    assert "| u | source | — | 1.00 | — | — | — | 2.50 |" in markdown([report])
+    assert "<th>mystery (reliance)</th>" in render_html([report])

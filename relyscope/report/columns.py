@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from relyscope.audits.registry import unit_score_columns, voting_methods
+from relyscope.audits.registry import unit_score_columns
 from relyscope.report_model import Report
 
 
@@ -16,8 +16,3 @@ def reliance_columns(reports: Iterable[Report]) -> list[str]:
         for unit in report.units:
             columns += [name for name in unit.reliance if name not in columns]
     return columns
-
-
-def voting_order() -> tuple[str, ...]:
-    """The methods whose score stands for a unit's reliance in summaries, first present wins."""
-    return voting_methods()

@@ -19,7 +19,7 @@ from typing import Any
 
 from jinja2 import Environment, select_autoescape
 
-from relyscope.report.columns import voting_order
+from relyscope.audits.registry import voting_methods
 
 RELIED = frozenset({"relied", "relied-not-attended"})
 TOP = 15
@@ -112,7 +112,7 @@ def summarise(lines: Iterable[dict[str, Any]]) -> LogSummary:
 
 def _reliance(unit: dict[str, Any]) -> float | None:
     reliance = unit.get("reliance") or {}
-    return next((float(reliance[m]) for m in voting_order() if reliance.get(m) is not None),
+    return next((float(reliance[m]) for m in voting_methods() if reliance.get(m) is not None),
                 None)
 
 
