@@ -7,14 +7,21 @@ Two runs over the same evaluation set (reports keyed by case id) are compared pe
 - `answer_logprob`: mean answer log-prob per token (higher);
 - `answer_agreement`: share of candidate answers equal to the baseline's (reported; gated only
   when a threshold is given).
-Each comparison is a paired bootstrap over queries (seeded). The gate fails a metric only when
-its whole confidence interval is worse than the metric's tolerance, so noise alone does not
-fail a build. Exit codes follow pytest: 0 pass, 1 regression, 2 usage or input error.
+Each comparison is a paired bootstrap over queries (seeded) of the per-query difference
+(candidate - baseline). The gate fails a metric only when the difference's whole confidence
+interval is worse than the metric's tolerance, so noise alone does not fail a build. The flip
+side: with few queries the interval is wide and a real regression passes too. So each gated
+metric also gets the smallest change that would fail (tolerance + the interval's half-width),
+and the result warns when the set is too small to detect the tolerance (the half-width is
+larger than the tolerance, or fewer than `MIN_QUERIES` queries). Exit codes follow pytest:
+0 pass, 1 regression, 2 usage or input error.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,6 +33,9 @@ import numpy as np
 from relyscope.report_model import Report
 
 IDLE_VERDICTS = frozenset({"consulted-not-relied", "unused"})
+MIN_QUERIES = 10  # below this a bootstrap interval says little, however narrow it looks
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -116,6 +126,10 @@ class MetricResult:
     paired_queries: int
     regressed: bool
     message: str
+    half_width: float | None = None  # of the difference's interval: the noise level
+    detectable: float | None = None  # the smallest change that fails: tolerance + half_width
+    underpowered: bool = False  # too few queries to detect a change of the tolerance
+    warning: str | None = None
 
 
 @dataclass
@@ -124,6 +138,7 @@ class GateResult:
     queries: int
     missing: list[str]
     settings: GateSettings
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -131,7 +146,7 @@ class GateResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "queries": self.queries, "missing": self.missing,
-                "settings": asdict(self.settings),
+                "warnings": self.warnings, "settings": asdict(self.settings),
                 "metrics": [asdict(m) for m in self.metrics]}
 
 
@@ -162,7 +177,10 @@ def compare(baseline: Sequence[Report], candidate: Sequence[Report],
                for m in METRICS]
     agreement = [1.0 if _same_answer(base[q].answer, cand[q].answer) else 0.0 for q in shared]
     results.append(_agreement(agreement, settings))
-    return GateResult(results, len(shared), missing, settings)
+    warnings = [m.warning for m in results if m.warning]
+    for warning in warnings:
+        log.warning("relyscope gate: %s", warning)
+    return GateResult(results, len(shared), missing, settings, warnings)
 
 
 def _compare_metric(name: str, description: str, higher_is_better: bool,
@@ -182,29 +200,68 @@ def _compare_metric(name: str, description: str, higher_is_better: bool,
     if tolerance is not None:
         regressed = high < -tolerance if higher_is_better else low > tolerance
     direction = "higher" if higher_is_better else "lower"
+    power = _power(name, (low, high), tolerance, len(pairs), settings, worse="a drop"
+                   if higher_is_better else "a rise")
     message = (f"{name}: baseline {b.mean():.3f}, candidate {c.mean():.3f}, difference "
-               f"{diffs.mean():+.3f}, {settings.confidence:.0%} CI [{low:+.3f}, {high:+.3f}] "
-               f"over {len(pairs)} queries; {direction} is better; tolerance "
-               f"{'none' if tolerance is None else f'{tolerance:.3f}'}"
+               f"{diffs.mean():+.3f}, {settings.confidence:.0%} CI of the difference "
+               f"[{low:+.3f}, {high:+.3f}] over {len(pairs)} queries; {direction} is better; "
+               f"tolerance {'none' if tolerance is None else f'{tolerance:.3f}'}"
+               + ("" if power.detectable is None
+                  else f"; smallest failing change {power.detectable:.3f}")
                + (" -> REGRESSION" if regressed else ""))
     return MetricResult(name, description, higher_is_better, float(b.mean()), float(c.mean()),
                         float(diffs.mean()), (low, high), tolerance, len(pairs), regressed,
-                        message)
+                        message, power.half_width, power.detectable, power.underpowered,
+                        power.warning)
+
+
+@dataclass(frozen=True)
+class _Power:
+    half_width: float
+    detectable: float | None
+    underpowered: bool
+    warning: str | None
+
+
+def _power(name: str, interval: tuple[float, float], tolerance: float | None, n: int,
+           settings: GateSettings, *, worse: str) -> _Power:
+    """Can `n` queries detect a change of `tolerance`? The gate fails when the interval clears
+    the tolerance, so a true change must exceed tolerance + half-width to fail."""
+    half_width = (interval[1] - interval[0]) / 2
+    if tolerance is None:
+        return _Power(half_width, None, False, None)
+    detectable = tolerance + half_width
+    if half_width <= tolerance and n >= MIN_QUERIES:
+        return _Power(half_width, detectable, False, None)
+    if half_width > tolerance:
+        needed = math.ceil(n * (half_width / max(tolerance, 1e-9)) ** 2)
+        why = (f"the {settings.confidence:.0%} CI of the difference is ±{half_width:.3f}, wider "
+               f"than the tolerance, so only {worse} beyond {detectable:.3f} would fail; about "
+               f"{needed} queries would bring it under the tolerance")
+    else:
+        why = (f"fewer than {MIN_QUERIES} queries: the bootstrap interval (±{half_width:.3f}) "
+               "cannot be trusted")
+    warning = (f"{name}: the evaluation set ({n} queries) is too small to detect {worse} of "
+               f"{tolerance:.3f} (the tolerance): {why}")
+    return _Power(half_width, detectable, True, warning)
 
 
 def _agreement(agreement: list[float], settings: GateSettings) -> MetricResult:
-    """Agreement has no baseline side: its interval is around the share itself."""
-    values = np.array(agreement)
-    low, high = paired_bootstrap(values, resamples=settings.resamples,
+    """The baseline agrees with itself (1.0): the difference is the share unchanged - 1."""
+    diffs = np.array(agreement) - 1.0
+    low, high = paired_bootstrap(diffs, resamples=settings.resamples,
                                  confidence=settings.confidence, seed=settings.seed)
     tolerance = settings.tolerances.get("answer_agreement")
-    regressed = tolerance is not None and high < 1.0 - tolerance
-    message = (f"answer_agreement: {values.mean():.3f} of answers unchanged, "
-               f"{settings.confidence:.0%} CI [{low:.3f}, {high:.3f}]"
+    regressed = tolerance is not None and high < -tolerance
+    power = _power("answer_agreement", (low, high), tolerance, len(diffs), settings,
+                   worse="a drop")
+    message = (f"answer_agreement: {1.0 + diffs.mean():.3f} of answers unchanged, "
+               f"{settings.confidence:.0%} CI of the difference [{low:+.3f}, {high:+.3f}]"
                + (" -> REGRESSION" if regressed else ""))
     return MetricResult("answer_agreement", "share of answers equal to the baseline's", True,
-                        1.0, float(values.mean()), float(values.mean()) - 1.0, (low, high),
-                        tolerance, len(values), regressed, message)
+                        1.0, float(1.0 + diffs.mean()), float(diffs.mean()), (low, high),
+                        tolerance, len(diffs), regressed, message, power.half_width,
+                        power.detectable, power.underpowered, power.warning)
 
 
 def _same_answer(a: str, b: str) -> bool:

@@ -20,6 +20,8 @@ def junit_xml(result: GateResult) -> str:
             failure.text = metric.message
         else:
             ET.SubElement(case, "system-out").text = metric.message
+        if metric.warning:
+            ET.SubElement(case, "system-err").text = f"warning: {metric.warning}"
     ET.indent(suite)
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
@@ -30,17 +32,27 @@ def _num(value: float | None) -> str:
 
 def gate_markdown(result: GateResult) -> str:
     verdict = "✅ passed" if result.passed else "❌ regression"
+    if result.warnings:
+        verdict += " ⚠️ evaluation set too small to detect the tolerance"
+    confidence = f"{result.settings.confidence:.0%}"
     lines = [f"## relyscope gate: {verdict}", "",
-             f"{result.queries} paired queries, {result.settings.confidence:.0%} paired "
-             f"bootstrap intervals ({result.settings.resamples} resamples).", "",
-             "| metric | baseline | candidate | difference | CI | tolerance | status |",
-             "|---|---|---|---|---|---|---|"]
+             f"{result.queries} paired queries; intervals are {confidence} paired bootstrap "
+             f"intervals of the difference, candidate - baseline ({result.settings.resamples} "
+             "resamples). A metric fails when its whole interval is beyond the tolerance; "
+             "`fails beyond` is the smallest change that would fail at this noise level.", "",
+             f"| metric | baseline | candidate | difference | {confidence} CI of the difference "
+             "| tolerance | fails beyond | status |",
+             "|---|---|---|---|---|---|---|---|"]
     for m in result.metrics:
         interval = "—" if m.interval is None else f"[{m.interval[0]:+.3f}, {m.interval[1]:+.3f}]"
         status = "regressed" if m.regressed else "ok"
+        if m.underpowered:
+            status += " ⚠️ too few queries"
         lines.append(f"| {m.name} | {_num(m.baseline)} | {_num(m.candidate)} | "
                      f"{'—' if m.difference is None else f'{m.difference:+.3f}'} | {interval} | "
-                     f"{_num(m.tolerance)} | {status} |")
+                     f"{_num(m.tolerance)} | {_num(m.detectable)} | {status} |")
+    if result.warnings:
+        lines += ["", "**Warnings**", ""] + [f"- ⚠️ {w}" for w in result.warnings]
     if result.missing:
         lines += ["", f"Cases in only one run (not compared): {', '.join(result.missing)}"]
     return "\n".join(lines) + "\n"
