@@ -13,6 +13,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TQDM_DISABLE", "1")  # ContextCite's per-batch progress bars
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch device for the model (cuda on a GPU machine)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                         help="the model's dtype for the whole run")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="quality: stop drawing cases after this long (the results then "
+                             "say they are a subset)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for scoring (default: torch's own setting)")
     args = parser.parse_args(argv)
@@ -49,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
 
         lm = CausalLM.load(device=args.device, dtype=args.dtype, options=ScoringOptions())
         settings = quality.QUICK if args.quick else quality.FULL
+        if args.max_minutes:
+            settings = dataclasses.replace(settings, max_seconds=args.max_minutes * 60)
         result = quality.run(lm, settings, args.out, mode=mode, log=log)
         log(f"quality done in {result['seconds']:.0f}s -> {args.out / 'quality.md'}")
     if args.which in ("perf", "all"):

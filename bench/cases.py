@@ -1,6 +1,7 @@
-"""Planted-ground-truth cases from templates with invented entities (DESIGN.md section 10).
+"""Planted-ground-truth cases from templates with invented entities.
 
-Kinds:
+Kinds (the first six are controls and the old headline; the rest are where methods can
+disagree, see bench/quality.py):
 - ``single``: one source states the fact; the others are unrelated fillers.
 - ``entity``: the fillers repeat the question's entity (to draw attention) but say nothing
   about the asked attribute.
@@ -9,6 +10,14 @@ Kinds:
   the model's greedy answer repeats (fixed at certification).
 - ``parametric``: a question the model answers from its weights; sources are unrelated.
 - ``tools``: two tool calls (and one filler source); one output decides the answer.
+- ``joint``: two units are needed together: a two-part question (who, and in which year)
+  whose parts are stated by two different units; the answer must carry both values.
+- ``decoy``: beside the fact, a long unit that repeats the question's words and entity
+  (drawing attention) without the asked attribute.
+- ``tool_chain``: a lookup call whose output (a station code) is the argument of the later
+  call whose output answers; the answer relies on the later call, the later call on the first.
+- ``partial``: beside the fact, a unit with a detail about the same entity that the answer
+  may fold into its wording (certified only when it does) without changing the value.
 
 Every case carries its ground truth and a paraphrased question in ``metadata``.
 """
@@ -22,7 +31,10 @@ from relyscope.case import Case
 
 SYSTEM = "Answer the question in one sentence using the context."
 TOOL_SYSTEM = "Answer the question in one sentence using the context and tool results."
-KINDS = ("single", "entity", "redundant", "conflicting", "parametric", "tools")
+KINDS = ("single", "entity", "redundant", "conflicting", "parametric", "tools", "joint",
+         "decoy", "tool_chain", "partial")
+# the kinds where methods can disagree: the quality benchmark's headline
+DISAGREEMENT_KINDS = ("redundant", "joint", "conflicting", "decoy", "tool_chain", "partial")
 
 _ONSETS = ["b", "br", "d", "dr", "f", "g", "gr", "k", "kr", "l", "m", "n", "p", "qu", "r", "s",
            "t", "th", "v", "z", "zh", "c", "h"]
@@ -122,6 +134,37 @@ FILLERS: tuple[str, ...] = (
     "The {x} choir rehearses twice a week in a converted warehouse.",
     "A small observatory on {x} hill is open to visitors on clear nights.",
     "The {x} library lends books, records and sewing machines.",
+)
+
+# joint evidence: a two-part question; one unit says who, another says when
+JOINT: tuple[tuple[str, str, str, str], ...] = (
+    ("Who founded the {e} guild, and in which year?",
+     "Which person established the {e} guild, and when?",
+     "The {e} guild was founded by {v}.", "The {e} guild was founded in {y}."),
+    ("Who composed the opera {e}, and in which year?",
+     "Which composer wrote the opera {e}, and when?",
+     "The opera {e} was composed by {v}.", "The opera {e} was written in {y}."),
+    ("Who built the {e} bridge, and in which year?",
+     "Which engineer built the {e} bridge, and when?",
+     "The {e} bridge was built by {v}.", "The {e} bridge was completed in {y}."),
+    ("Who painted the {e} portrait, and in which year?",
+     "Which artist painted the {e} portrait, and when?",
+     "The {e} portrait was painted by {v}.", "The {e} portrait was finished in {y}."),
+)
+
+DECOYS: tuple[str, ...] = (
+    "Visitors often ask about {p}. Guides talk about {p} for hours, and {p} appears in many "
+    "songs, postcards and old photographs, but the tour of {p} ends at the gift shop.",
+    "{P} is a popular topic. Books about {p}, films about {p} and a museum room about {p} "
+    "all describe the long history of {p} and its place in local legends.",
+    "People who study {p} say that {p} is often misunderstood. Essays on {p} compare {p} "
+    "with its neighbours and ask questions about {p} that no one has answered.",
+)
+
+DETAILS: tuple[str, ...] = (
+    "{P} dates from the {n}th century.",
+    "{P} is painted {c} every spring.",
+    "{P} is a landmark of the {w} region.",
 )
 
 ENTITY_DISTRACTORS: tuple[str, ...] = (
@@ -286,6 +329,64 @@ class CaseFactory:
                 "sources": [{"id": "s0", "text": self.fillers(1)[0]}], "tool_calls": calls,
                 "metadata": {"kind": "tools", "gold": [gold], "value": value,
                              "paraphrase": asked.paraphrase.format(c=city),
+                             "template": asked.name}}
+        return Case.from_dict(data)
+
+
+    # -- the kinds where methods can disagree -----------------------------------------------
+
+    def _joint(self, case_id: str, index: int) -> Case:
+        question, paraphrase, who, when = JOINT[index % len(JOINT)]
+        entity, person, year = self.word(), self.value("person"), self.value("number:1710:1990")
+        pair = [who.format(e=entity, v=person), when.format(e=entity, y=year)]
+        texts = _place(self.fillers(self.units - 2), pair, self.rng)
+        gold = [f"s{texts.index(t)}" for t in pair]
+        return _case(case_id, SYSTEM, question.format(e=entity), texts,
+                     {"kind": "joint", "gold": gold, "value": person, "values": [person, year],
+                      "paraphrase": paraphrase.format(e=entity), "template": "joint"})
+
+    def _with_extra(self, case_id: str, index: int, kind: str, extra_of) -> Case:
+        template = FACTS[index % len(FACTS)]
+        entity, value = self.word(), self.value(template.value)
+        phrase = template.phrase.format(e=entity)
+        fact = template.fact.format(e=entity, v=value)
+        extra = extra_of(phrase, phrase[0].upper() + phrase[1:])
+        texts = _place(self.fillers(self.units - 2), [fact, extra], self.rng)
+        if self.rng.random() < 0.5:  # the extra unit before or after the fact, at random
+            i, j = texts.index(fact), texts.index(extra)
+            texts[i], texts[j] = extra, fact
+        return _case(case_id, SYSTEM, template.question.format(e=entity), texts,
+                     {"kind": kind, "gold": [f"s{texts.index(fact)}"], "value": value,
+                      "distractor": f"s{texts.index(extra)}",
+                      "paraphrase": template.paraphrase.format(e=entity),
+                      "template": template.name})
+
+    def _decoy(self, case_id: str, index: int) -> Case:
+        decoy = self.rng.choice(DECOYS)
+        return self._with_extra(case_id, index, "decoy",
+                                lambda p, cap: decoy.format(p=p, P=cap))
+
+    def _partial(self, case_id: str, index: int) -> Case:
+        detail = self.rng.choice(DETAILS)
+        n, colour, word = self.rng.randint(11, 19), self.rng.choice(_COLOURS), self.word()
+        return self._with_extra(case_id, index, "partial",
+                                lambda p, cap: detail.format(P=cap, n=n, c=colour, w=word))
+
+    def _tool_chain(self, case_id: str, index: int) -> Case:
+        city = self.word()
+        asked = TOOLS[index % len(TOOLS)]
+        code = f"{city[:2].upper()}-{self.rng.randint(10, 99)}"
+        value = self.value(asked.value)
+        while len(value.lstrip("-")) < 2 or value in code:  # a value the answer cannot hit
+            value = self.value(asked.value)              # by chance (a lone digit, the code)
+        calls = [{"id": "call_0", "name": "find_station", "arguments": {"city": city},
+                  "output": f"station {code}"},
+                 {"id": "call_1", "name": asked.name, "arguments": {"station": code},
+                  "output": asked.output.format(v=value)}]
+        data = {"id": case_id, "system": TOOL_SYSTEM, "query": asked.question.format(c=city),
+                "sources": [{"id": "s0", "text": self.fillers(1)[0]}], "tool_calls": calls,
+                "metadata": {"kind": "tool_chain", "gold": ["call_1"], "value": value,
+                             "upstream": "call_0", "paraphrase": asked.paraphrase.format(c=city),
                              "template": asked.name}}
         return Case.from_dict(data)
 

@@ -11,6 +11,15 @@ exact-text rule (every non-gold removal leaves the answer word for word the same
 about a quarter of the cases; whether each certified case also meets it is recorded
 (``strict_unchanged``). For ``conflicting`` cases the gold unit is
 the source whose value the full answer repeats (exactly one of the two must appear).
+
+Kind-specific rules, each judged the same way by regeneration:
+- ``redundant``: removing either copy alone keeps the value (each copy suffices);
+- ``joint``: the answer carries every value in ``values`` (who and when); removing either of
+  the two gold units alone loses one of them (both are needed);
+- ``partial``: removing the detail unit changes the answer's text but keeps the value (it
+  shapes the wording, not the value); its names may appear in the answer.
+
+Every certificate carries `why`, a reason without unit ids, so drops can be counted per reason.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ class Certificate:
     gold: list[str] = field(default_factory=list)
     generations: int = 0
     strict_unchanged: bool | None = None  # exact answer kept under every non-gold removal
+    why: str = ""  # the reason without unit ids (drops are counted by it)
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -65,14 +75,15 @@ def first_sentence(text: str) -> str:
 
 def greedy(lm: CausalLM, case: Case, removed: list[str]) -> str:
     """The model's own greedy answer (one unpadded sequence, as `relyscope audit` makes it)."""
-    prompt = lm.renderer(case).render(Variant.without(removed), target=" ").prompt_ids
-    return first_sentence(lm.generate(prompt, max_new_tokens=MAX_NEW_TOKENS))
+    return greedy_many(lm, case, [removed], MAX_NEW_TOKENS)[0]
 
 
 @torch.inference_mode()
 def greedy_many(lm: CausalLM, case: Case, removals: list[list[str]], max_new_tokens: int
                 ) -> list[str]:
-    """Greedy answers for several removal variants in one left-padded batch."""
+    """Greedy answers for several removal variants in one left-padded batch (one sequence:
+    no padding). Generation stops at the first full stop or line end: only the first
+    sentence is kept, so the tokens after it were wasted time."""
     renderer = lm.renderer(case)
     prompts = [renderer.render(Variant.without(r), target=" ").prompt_ids for r in removals]
     width = max(len(p) for p in prompts)
@@ -82,11 +93,17 @@ def greedy_many(lm: CausalLM, case: Case, removals: list[list[str]], max_new_tok
     stop = lm.tokenizer.convert_tokens_to_ids("<|im_end|>")
     out = lm.model.generate(ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                             do_sample=False, pad_token_id=pad,
+                            stop_strings=[".", "\n"], tokenizer=lm.tokenizer,
                             eos_token_id=[t for t in (lm.tokenizer.eos_token_id, stop)
                                           if isinstance(t, int)])
     lm.cost.forward_passes += len(prompts)
     texts = lm.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
     return [first_sentence(t) for t in texts]
+
+
+def _drop(cert: Certificate, why: str, detail: str = "") -> tuple[None, Certificate]:
+    cert.why, cert.reason = why, why + (f": {detail}" if detail else "")
+    return None, cert
 
 
 def certify(lm: CausalLM, case: Case) -> tuple[Case | None, Certificate]:
@@ -100,34 +117,47 @@ def certify(lm: CausalLM, case: Case) -> tuple[Case | None, Certificate]:
     if kind == "conflicting":
         present = [v for v in meta["candidates"] if contains(answer, v)]
         if len(present) != 1:
-            cert.reason = f"answer repeats {len(present)} of the two conflicting values"
-            return None, cert
+            return _drop(cert, f"answer repeats {len(present)} of the two conflicting values")
         value, gold = present[0], [meta["candidates"][present[0]]]
     else:
         value, gold = meta["value"], list(meta["gold"])
-    if not contains(answer, value):
-        cert.reason = "full-case answer lacks the planted value"
-        return None, cert
-    foreign = borrowed_names(case, answer, gold)
+    values = meta.get("values") or [value]
+
+    def has(text: str) -> bool:
+        return all(contains(text, v) for v in values)
+
+    if not has(answer):
+        return _drop(cert, "full-case answer lacks the planted value")
+    allowed = gold + ([meta["distractor"]] if kind == "partial" else [])
+    foreign = borrowed_names(case, answer, allowed)
     if foreign:
-        cert.reason = f"answer repeats names from non-gold units: {', '.join(foreign)}"
-        return None, cert
+        return _drop(cert, "answer repeats names from non-gold units", ", ".join(foreign))
     unit_ids = [u.id for u in case.units()]
-    first = unit_ids if kind == "parametric" else gold  # removed jointly
     others = unit_ids if kind == "parametric" else [u for u in unit_ids if u not in gold]
+    # removal sets: the joint removal first, then each gold unit alone (where the kind says
+    # what that must do), then each other unit alone
+    singles = [[g] for g in gold] if kind in ("redundant", "joint") else []
+    first = unit_ids if kind == "parametric" else gold
+    removals = [first] + singles + [[u] for u in others]
     budget = len(lm.tokenizer(answer, add_special_tokens=False)["input_ids"]) + 8
-    answers = greedy_many(lm, case, [first] + [[u] for u in others], budget)
+    answers = greedy_many(lm, case, removals, budget)
     cert.generations += len(answers)
-    if contains(answers[0], value) != (kind == "parametric"):
-        cert.reason = ("value lost without any context: not parametric" if kind == "parametric"
-                       else "removing the gold unit(s) keeps the value")
-        return None, cert
-    for uid, without in zip(others, answers[1:], strict=True):
-        if not contains(without, value):
-            cert.reason = f"removing non-gold unit {uid} loses the value"
-            return None, cert
-    cert.strict_unchanged = all(a == answer for a in answers[1:])
-    cert.certified, cert.reason, cert.gold = True, "ok", gold
+    joint, gold_alone, rest = answers[0], answers[1:1 + len(singles)], answers[1 + len(singles):]
+    if has(joint) != (kind == "parametric"):
+        return _drop(cert, "value lost without any context: not parametric"
+                     if kind == "parametric" else "removing the gold unit(s) keeps the value")
+    for (uid,), without in zip(singles, gold_alone, strict=True):
+        if kind == "redundant" and not has(without):
+            return _drop(cert, "removing one copy alone loses the value", uid)
+        if kind == "joint" and has(without):
+            return _drop(cert, "removing one of the joint units keeps the value", uid)
+    for uid, without in zip(others, rest, strict=True):
+        if not has(without):
+            return _drop(cert, "removing a non-gold unit loses the value", uid)
+    if kind == "partial" and rest[others.index(meta["distractor"])] == answer:
+        return _drop(cert, "removing the detail unit leaves the answer's text unchanged")
+    cert.strict_unchanged = all(a == answer for a in rest)
+    cert.certified, cert.reason, cert.why, cert.gold = True, "ok", "ok", gold
     certified = case.model_copy(update={
         "answer": answer, "metadata": {**meta, "gold": gold, "value": value}})
     return certified, cert

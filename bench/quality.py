@@ -1,80 +1,107 @@
-"""Quality benchmark: audit certified planted-ground-truth cases with every method.
+"""Quality benchmark: audit certified planted-ground-truth cases with every registered method.
 
-Per method: precision@1 at finding the gold unit per case kind, top-k log-prob drop, LDS (the
-ablation surrogate), stability under a paraphrased question (Spearman between the original
-and paraphrased audits' scores), forward passes and seconds per case. Per kind: verdict
-detection rates. Writes ``quality.json`` and ``quality.md``.
+Ground truth is certification by regeneration (bench/certify.py). The headline is the case
+kinds where methods can disagree (bench.cases.DISAGREEMENT_KINDS): redundant copies, joint
+evidence, conflicting sources, attention decoys, tool chains and partial reliance; single-fact
+and parametric cases are controls. Per kind and method: whether the gold unit(s) rank first,
+whether the kind's distractor (the decoy, the detail unit, the rival source, the upstream tool
+call) ranks first instead, and how often the methods' top units agree. Per kind: candidates,
+certified, and why the others were dropped.
+
+Cases are drawn round-robin over the kinds, each certified case is audited at once, and the
+results are rewritten after every case, so a run stopped by its time limit is an honest subset
+(marked as such). Methods come from the registry: a method another module registers is a row.
+Writes ``quality.json`` and ``quality.md``.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+import subprocess
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import machine
-from bench.cases import KINDS, generate
+from bench.cases import DISAGREEMENT_KINDS, KINDS, CaseFactory
 from bench.certify import certify
-from bench.report import fmt as _fmt
+from bench.quality_md import markdown
 from bench.report import write_json
 from relyscope.audits import run_audit
 from relyscope.audits.metrics import rank_correlation, ranking
-from relyscope.audits.registry import settings_for
+from relyscope.audits.registry import method_class
 from relyscope.case import Case
 from relyscope.config import AuditConfig
 from relyscope.models import CausalLM, Variant
 from relyscope.report_model import Report
 
-# rankings read from a report: runner methods plus provenance and tracing variants
-RANKED = ("attention", "attention_rollout", "loo", "ablation", "tracing", "tracing_in_dist",
-          "tools")
-PRESCORED = ("loo", "tools", "ablation")
-VERDICTS = ("grounded", "parametric", "redundant-sources")
+CONTROL_KINDS = ("single", "parametric")
+AUDIT_VERDICTS = ("grounded", "parametric", "redundant-sources")
+BENCH_CONFIG = AuditConfig(method_settings={"ablation": {"ablations": 32},
+                                            "tracing": {"samples": 2, "top_units": 0}})
 
 
 @dataclass(frozen=True)
 class QualitySettings:
-    counts: dict[str, int]
-    config: AuditConfig
+    targets: dict[str, int]  # certified cases wanted per kind
+    config: AuditConfig = BENCH_CONFIG
+    max_candidates: int = 120  # per kind
     seed: int = 0
-    units: int = 5
-    paraphrase_cases: int = 1000  # paraphrased re-audits, spread over the kinds
+    units: int = 4
+    paraphrase_per_kind: int = 2  # certified cases per kind re-audited with the paraphrase
+    max_seconds: float | None = None  # stop drawing candidates after this; results stay valid
+    extra_notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-QUICK = QualitySettings(
-    counts={"single": 3, "entity": 1, "redundant": 1, "conflicting": 1, "parametric": 1,
-            "tools": 2},
-    config=AuditConfig(ablations=32, tracing_samples=2, tracing_top_units=0),
-    paraphrase_cases=4)
-FULL = QualitySettings(
-    counts={"single": 30, "entity": 5, "redundant": 5, "conflicting": 5, "parametric": 5,
-            "tools": 6},
-    config=AuditConfig(ablations=32, tracing_samples=2, tracing_top_units=0),
-    paraphrase_cases=14)
+QUICK = QualitySettings(targets={**dict.fromkeys(DISAGREEMENT_KINDS, 1), "single": 1},
+                        max_candidates=4, paraphrase_per_kind=1)
+FULL = QualitySettings(targets={**dict.fromkeys(DISAGREEMENT_KINDS, 30), "single": 10,
+                                "parametric": 5})
 
 
-def paraphrase_subset(cases: list[Case], limit: int) -> set[str]:
-    """Up to `limit` case ids, taken round-robin over the kinds."""
-    by_kind: dict[str, list[str]] = {}
-    for case in cases:
-        by_kind.setdefault(case.metadata["kind"], []).append(case.id)
-    chosen: list[str] = []
-    while len(chosen) < limit and any(by_kind.values()):
-        for ids in by_kind.values():
-            if ids and len(chosen) < limit:
-                chosen.append(ids.pop(0))
-    return set(chosen)
+def git_commit() -> dict[str, Any]:
+    """The commit the run is from, and whether relyscope/ or bench/ differ from it."""
+    root = Path(__file__).resolve().parent.parent
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                              check=False).stdout.strip()
+    dirty = git("status", "--porcelain", "--", "relyscope", "bench")
+    return {"commit": git("rev-parse", "HEAD"),
+            "uncommitted_changes": [line[3:] for line in dirty.splitlines()
+                                    if not line[3:].startswith("bench/results")]}
 
 
-def scores_of(report: Report, method: str) -> dict[str, float | None]:
-    """Unit scores of one ranking method (None where the method gave none)."""
-    if method == "tracing_in_dist":
-        found = report.methods.get("tracing", {}).get("in_distribution") or {}
-        return {u.id: found.get(u.id) for u in report.units}
-    return {u.id: u.reliance.get(method, u.provenance.get(method)) for u in report.units}
+def ranked_scores(report: Report) -> dict[str, dict[str, float | None]]:
+    """Unit scores per ranking, for every method the report ran (from the registry): a
+    provenance method's headline and rollout, a reliance or localisation method's score,
+    and tracing's in-distribution corruption when present."""
+    out: dict[str, dict[str, float | None]] = {}
+    for name in report.settings.get("config", {}).get("methods", []):
+        if method_class(name).kind == "provenance":
+            for key in (name, f"{name}_rollout"):
+                if any(key in u.provenance for u in report.units):
+                    out[key] = {u.id: u.provenance.get(key) for u in report.units}
+        elif name in report.methods:
+            out[name] = {u.id: u.reliance.get(name) for u in report.units}
+            found = report.methods[name].get("in_distribution")
+            if isinstance(found, dict) and found:
+                out[f"{name}_in_dist"] = {u.id: found.get(u.id) for u in report.units}
+    return out
+
+
+def distractor_of(case: Case) -> str | None:
+    """The unit a kind plants to pull a method off the gold unit, if any."""
+    meta = case.metadata
+    if meta["kind"] in ("decoy", "partial"):
+        return meta["distractor"]
+    if meta["kind"] == "tool_chain":
+        return meta["upstream"]
+    if meta["kind"] == "conflicting":
+        return next(uid for uid in meta["candidates"].values() if uid not in meta["gold"])
+    return None
 
 
 def topk_drops(lm: CausalLM, case: Case, order: list[str]) -> dict[str, float]:
@@ -86,211 +113,195 @@ def topk_drops(lm: CausalLM, case: Case, order: list[str]) -> dict[str, float]:
     return {str(k): full.total - r.total for k, r in zip(ks, rest, strict=True)}
 
 
-def method_costs(report: Report) -> dict[str, dict[str, float]]:
-    """Passes and seconds per method; the shared up-front scoring is split by passes."""
-    per = report.cost.get("per_method", {})
-    shared = report.cost.get("shared_scoring_seconds", 0.0)
-    prescored = sum(per[m]["forward_passes"] for m in PRESCORED if m in per) or 1
-    out = {}
-    for name, cost in per.items():
-        seconds = cost["seconds"]
-        if name in PRESCORED:
-            seconds += shared * cost["forward_passes"] / prescored
-        out[name] = {"forward_passes": cost["forward_passes"], "seconds": seconds}
-    used = sum(c["forward_passes"] for c in out.values())
-    out["faithfulness_checks"] = {
-        "forward_passes": report.cost["forward_passes"] - used,
-        "seconds": max(0.0, report.cost["seconds"] - sum(c["seconds"] for c in out.values()))}
-    return out
-
-
-def audit_case(lm: CausalLM, case: Case, settings: QualitySettings, paraphrase: bool
+def audit_case(lm: CausalLM, case: Case, config: AuditConfig, paraphrase: bool
                ) -> dict[str, Any]:
     meta = case.metadata
-    report = run_audit(case, lm, settings.config)
-    gold = set(meta["gold"])
-    row: dict[str, Any] = {"case_id": case.id, "kind": meta["kind"], "gold": sorted(gold),
-                           "answer": report.answer, "verdicts": report.verdicts,
-                           "lds": report.faithfulness.get("ablation", {}).get("lds"),
-                           "cost": report.cost["forward_passes"],
-                           "seconds": report.cost["seconds"], "methods": {}}
-    costs = method_costs(report)
-    row["method_cost"] = costs
+    report = run_audit(case, lm, config)
+    gold = list(meta["gold"])
+    distractor = distractor_of(case)
+    verdict_of = {u.id: u.verdict for u in report.units}
+    row: dict[str, Any] = {
+        "case_id": case.id, "kind": meta["kind"], "gold": gold, "distractor": distractor,
+        "answer": report.answer, "verdicts": report.verdicts,
+        "unit_verdicts": verdict_of,
+        "joint_drop": report.methods["joint_removal"]["drop"],
+        "lds": report.faithfulness.get("ablation", {}).get("lds"),
+        "cost": report.cost["forward_passes"], "seconds": report.cost["seconds"],
+        "method_cost": report.cost.get("per_method", {}), "methods": {}}
+    if meta["kind"] == "tool_chain":
+        drops = report.methods.get("tools", {}).get("drops", {})
+        row["upstream_drop_on_later_call"] = (
+            drops.get(meta["upstream"], {}).get("empty", {}).get("call:call_1"))
+    rankings = ranked_scores(report)
     paraphrased = None
     if paraphrase:
         other = case.model_copy(update={"query": meta["paraphrase"]})
-        paraphrased = run_audit(other, lm, settings.config)
-        row["paraphrase_seconds"] = paraphrased.cost["seconds"]
-    for method in RANKED:
-        scores = scores_of(report, method)
+        paraphrased = ranked_scores(run_audit(other, lm, config))
+    for method, scores in rankings.items():
         order = ranking(scores)
-        if not order or (method == "tools" and not case.tool_calls):
+        if not order:
             continue
+        base = method.removesuffix("_rollout").removesuffix("_in_dist")
         if method in report.faithfulness:
             drops = {k: v for k, v in report.faithfulness[method]["topk_drop"].items()
                      if v is not None}
-        else:
+        elif base != method:
             drops = topk_drops(lm, case, order)
-        entry: dict[str, Any] = {"top": order[0], "topk_drop": drops, "scores": scores,
-                                 "hit": (order[0] in gold) if gold else None}
-        if paraphrased is not None:
-            entry["stability"] = rank_correlation(scores, scores_of(paraphrased, method))
+        else:
+            drops = {}
+        top = order[:max(1, len(gold))]
+        entry: dict[str, Any] = {
+            "top": order[0], "scores": scores, "topk_drop": drops,
+            "hit": (order[0] in gold) if gold else None,
+            "gold_in_top": (sum(g in top for g in gold) / len(gold)) if gold else None,
+            "distractor_first": (order[0] == distractor) if distractor else None,
+            "distractor_above_gold": (
+                order.index(distractor) < min(order.index(g) for g in gold if g in order)
+                if distractor in order and any(g in order for g in gold) else None)}
+        if paraphrased is not None and method in paraphrased:
+            entry["stability"] = rank_correlation(scores, paraphrased[method])
         row["methods"][method] = entry
     return row
 
 
-def _mean(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None and not math.isnan(v)]
+def _mean(values: Any) -> float | None:
+    present = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     return statistics.fmean(present) if present else None
+
+
+def _rate(rows: list[dict[str, Any]], method: str, key: str) -> dict[str, Any] | None:
+    values = [r["methods"][method][key] for r in rows
+              if method in r["methods"] and r["methods"][method][key] is not None]
+    return {"rate": _mean(values), "cases": len(values)} if values else None
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     kinds = [k for k in KINDS if any(r["kind"] == k for r in rows)]
-    methods: dict[str, Any] = {}
-    for method in RANKED:
-        have = [r for r in rows if method in r["methods"]]
-        if not have:
-            continue
-        p_at_1 = {}
-        for kind in kinds:
-            hits = [r["methods"][method]["hit"] for r in have
-                    if r["kind"] == kind and r["methods"][method]["hit"] is not None]
-            if hits:
-                p_at_1[kind] = {"precision_at_1": sum(hits) / len(hits), "cases": len(hits)}
-        planted = [r["methods"][method]["hit"] for r in have
-                   if r["methods"][method]["hit"] is not None]
-        cost_name = {"attention_rollout": "attention", "tracing_in_dist": "tracing"}.get(
-            method, method)
-        methods[method] = {
-            "precision_at_1": p_at_1,
-            "precision_at_1_all_planted": sum(planted) / len(planted) if planted else None,
-            "topk_drop_mean": {k: _mean([r["methods"][method]["topk_drop"].get(k)
-                                         for r in have]) for k in ("1", "3")},
-            "stability_spearman_mean": _mean([r["methods"][method].get("stability")
-                                              for r in have]),
-            "forward_passes_per_case": _mean([r["method_cost"].get(cost_name, {})
-                                              .get("forward_passes") for r in have]),
-            "seconds_per_case": _mean([r["method_cost"].get(cost_name, {}).get("seconds")
-                                       for r in have]),
-            "cost_shared_with": cost_name if cost_name != method else None,
+    methods = list(dict.fromkeys(m for r in rows for m in r["methods"]))
+    per_kind: dict[str, Any] = {}
+    for kind in kinds:
+        mine = [r for r in rows if r["kind"] == kind]
+        reliance = [m for m in methods if not m.startswith("attention")]
+        agree = [len({r["methods"][m]["top"] for m in reliance if m in r["methods"]}) == 1
+                 for r in mine]
+        att_loo = [r["methods"]["attention"]["top"] == r["methods"]["loo"]["top"]
+                   for r in mine if {"attention", "loo"} <= set(r["methods"])]
+        distractor_verdicts = Counter(r["unit_verdicts"].get(r["distractor"]) for r in mine
+                                      if r["distractor"])
+        gold_verdicts = Counter(v for r in mine for g in r["gold"]
+                                for v in [r["unit_verdicts"].get(g)])
+        entry: dict[str, Any] = {
+            "cases": len(mine),
+            "methods": {m: {"gold_first": _rate(mine, m, "hit"),
+                            "gold_in_top": _rate(mine, m, "gold_in_top"),
+                            "distractor_first": _rate(mine, m, "distractor_first"),
+                            "distractor_above_gold": _rate(mine, m, "distractor_above_gold"),
+                            "top1_drop": _mean(r["methods"][m]["topk_drop"].get("1")
+                                               for r in mine if m in r["methods"]),
+                            "stability": _mean(r["methods"][m].get("stability")
+                                               for r in mine if m in r["methods"])}
+                        for m in methods},
+            "reliance_methods_agree_on_top": _mean(agree),
+            "attention_agrees_with_loo": _mean(att_loo),
+            "audit_verdicts": {v: _mean(v in r["verdicts"] for r in mine)
+                               for v in AUDIT_VERDICTS},
+            "gold_unit_verdicts": dict(gold_verdicts),
+            "distractor_unit_verdicts": {str(k): v for k, v in distractor_verdicts.items()},
+            "joint_drop_mean": _mean(r["joint_drop"] for r in mine),
+            "loo_max_single_drop_mean": _mean(
+                max((s for s in r["methods"]["loo"]["scores"].values() if s is not None),
+                    default=None) for r in mine if "loo" in r["methods"]),
         }
-    verdicts = {kind: {v: sum(v in r["verdicts"] for r in rows if r["kind"] == kind)
-                       / max(1, sum(r["kind"] == kind for r in rows)) for v in VERDICTS}
-                for kind in kinds}
+        if kind == "tool_chain":
+            drops = [r.get("upstream_drop_on_later_call") for r in mine]
+            entry["upstream_dependence"] = {
+                "mean_drop_on_later_call": _mean(drops),
+                "detected_rate": _mean(d >= 2.0 for d in drops if d is not None)}
+        per_kind[kind] = entry
+    costs = {m: {"forward_passes": _mean(r["method_cost"].get(m, {}).get("forward_passes")
+                                         for r in rows),
+                 "seconds": _mean(r["method_cost"].get(m, {}).get("seconds") for r in rows)}
+             for m in methods if any(m in r["method_cost"] for r in rows)}
     lds = [r["lds"] for r in rows if r["lds"] is not None]
-    return {
-        "methods": methods, "verdict_rates": verdicts,
-        "lds_ablation": {"mean": _mean(lds), "median": statistics.median(lds) if lds else None,
-                         "cases": len(lds)},
-        "faithfulness_checks_per_case": {
-            "forward_passes": _mean([r["method_cost"]["faithfulness_checks"]["forward_passes"]
-                                     for r in rows]),
-            "seconds": _mean([r["method_cost"]["faithfulness_checks"]["seconds"] for r in rows])},
-        "audit_per_case": {"forward_passes": _mean([r["cost"] for r in rows]),
-                           "seconds": _mean([r["seconds"] for r in rows])},
-    }
+    return {"methods": methods, "kinds": per_kind, "cost_per_case": costs,
+            "lds_ablation": {"mean": _mean(lds), "cases": len(lds)},
+            "audit_per_case": {"forward_passes": _mean(r["cost"] for r in rows),
+                               "seconds": _mean(r["seconds"] for r in rows)}}
+
+
+def certification_counts(certificates: list[dict[str, Any]], kinds: list[str]
+                         ) -> dict[str, Any]:
+    out = {}
+    for kind in kinds:
+        mine = [c for c in certificates if c["kind"] == kind]
+        out[kind] = {"candidates": len(mine), "certified": sum(c["certified"] for c in mine),
+                     "dropped": dict(Counter(c["why"] for c in mine if not c["certified"])
+                                     .most_common())}
+    return out
 
 
 def run(lm: CausalLM, settings: QualitySettings, out_dir: Path, *, mode: str,
         log=print) -> dict[str, Any]:
     started = time.monotonic()
     info = machine.machine_info()
-    candidates = generate(settings.counts, seed=settings.seed, units=settings.units)
-    certificates, certified = [], []
-    for case in candidates:
-        kept, cert = certify(lm, case)
-        certificates.append(cert.as_dict())
-        log(f"certify {case.id}: {cert.reason}")
-        if kept is not None:
-            certified.append(kept)
-    cert_seconds = time.monotonic() - started
-    rows = []
-    rephrase = paraphrase_subset(certified, settings.paraphrase_cases)
-    for case in certified:
-        rows.append(audit_case(lm, case, settings, case.id in rephrase))
-        log(f"audit {case.id}: {rows[-1]['seconds']:.1f}s {rows[-1]['verdicts']}")
-    summary = summarise(rows)
-    counts = {kind: {"candidates": sum(c["kind"] == kind for c in certificates),
-                     "certified": sum(c["kind"] == kind and c["certified"]
-                                      for c in certificates)} for kind in settings.counts}
-    result = {
-        "benchmark": "quality", "mode": mode, "machine": info,
-        "loadavg_end": machine.load(), "model": lm.info.__dict__,
-        "config": settings.config.model_dump(mode="json"), "seed": settings.seed,
-        "units_per_case": settings.units, "paraphrased_cases": sorted(rephrase),
-        "certification": {"counts": counts, "seconds": cert_seconds,
-                          "single_fact_certified": sum(
-                              counts[k]["certified"] for k in ("single", "entity")
-                              if k in counts),
-                          "rule": "value in the greedy answer; gone when the gold unit(s) are "
-                                  "removed; kept when any other single unit is removed "
-                                  "(parametric: kept with every unit removed); the answer "
-                                  "repeats no name of a non-gold unit",
-                          "strict_unchanged_share": _mean([
-                              float(c["strict_unchanged"]) for c in certificates
-                              if c["certified"]]),
-                          "certificates": certificates},
-        "summary": summary, "cases": rows, "seconds": time.monotonic() - started,
-        "notes": ["gradients (integrated gradients) are not built in relyscope yet: no row",
-                  "attention_rollout shares the attention pass; tracing_in_dist shares the "
-                  "tracing cost row",
-                  "seconds of loo/tools/ablation include their share (by passes) of the "
-                  "runner's up-front batched scoring"],
-    }
-    write_json(out_dir / "quality.json", result)
-    (out_dir / "quality.md").write_text(markdown(result), encoding="utf-8")
-    return result
+    source = git_commit()
+    factory = CaseFactory(settings.seed, settings.units)
+    kinds = [k for k in KINDS if settings.targets.get(k)]
+    drawn = dict.fromkeys(kinds, 0)
+    kept = dict.fromkeys(kinds, 0)
+    certificates: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    stopped_by_time = False
 
+    def open_kinds() -> list[str]:
+        return [k for k in kinds if kept[k] < settings.targets[k]
+                and drawn[k] < settings.max_candidates]
 
-def markdown(result: dict[str, Any]) -> str:
-    summary = result["summary"]
-    kinds = [k for k in KINDS if k in result["certification"]["counts"] and k != "parametric"]
-    m = result["machine"]
-    # the config as dumped: flat settings before issue 13, per method after
-    config = AuditConfig.model_validate(result["config"])
-    ablation, tracing = settings_for(config, "ablation"), settings_for(config, "tracing")
-    lines = [
-        f"# Quality benchmark ({result['mode']})", "",
-        f"Model {result['model']['id']} ({result['model']['dtype']}, {m['cpu']}, "
-        f"{m['cores']} cores, torch {m['torch']}); load average {m['loadavg_start']} at start. "
-        f"Certified cases per kind: "
-        + ", ".join(f"{k} {v['certified']}/{v['candidates']}"
-                    for k, v in result["certification"]["counts"].items()) + ".", "",
-        "Precision@1 at finding the gold unit per case kind (redundant: either copy), mean "
-        "top-k log-prob drop (nats), LDS, stability under a paraphrased question (Spearman of "
-        "unit scores, on the paraphrased subset), and cost per case (one audit, all methods; "
-        f"{ablation.ablations} ablations, {tracing.samples} "
-        "tracing samples).", "",
-        "| method | " + " | ".join(f"P@1 {k}" for k in kinds)
-        + " | P@1 all | top-1 drop | top-3 drop | LDS | stability | passes/case | s/case |",
-        "|---" * (len(kinds) + 8) + "|",
-    ]
-    lds = summary["lds_ablation"]["mean"]
-    for method, s in summary["methods"].items():
-        cells = []
-        for kind in kinds:
-            p = s["precision_at_1"].get(kind)
-            cells.append(f"{p['precision_at_1']:.2f} ({p['cases']})" if p else "–")
-        shared = s["cost_shared_with"]
-        passes = "(in " + shared + ")" if shared else _fmt(s["forward_passes_per_case"], 1)
-        seconds = "(in " + shared + ")" if shared else _fmt(s["seconds_per_case"], 2)
-        lines.append(
-            f"| {method} | " + " | ".join(cells)
-            + f" | {_fmt(s['precision_at_1_all_planted'])} | {_fmt(s['topk_drop_mean']['1'], 1)}"
-            f" | {_fmt(s['topk_drop_mean']['3'], 1)} | {_fmt(lds) if method == 'ablation' else '–'}"
-            f" | {_fmt(s['stability_spearman_mean'])} | {passes} | {seconds} |")
-    checks = summary["faithfulness_checks_per_case"]
-    audit = summary["audit_per_case"]
-    lines += [
-        "| faithfulness checks | " + " | ".join("–" for _ in kinds)
-        + f" | – | – | – | – | – | {_fmt(checks['forward_passes'], 1)} | "
-          f"{_fmt(checks['seconds'])} |",
-        "| **whole audit** | " + " | ".join("–" for _ in kinds)
-        + f" | – | – | – | – | – | {_fmt(audit['forward_passes'], 1)} | "
-          f"{_fmt(audit['seconds'])} |",
-        "", "Audit verdict detection rates per case kind (share of certified cases):", "",
-        "| kind | " + " | ".join(VERDICTS) + " |", "|---" * (len(VERDICTS) + 1) + "|"]
-    for kind, rates in summary["verdict_rates"].items():
-        lines.append(f"| {kind} | " + " | ".join(f"{rates[v]:.2f}" for v in VERDICTS) + " |")
-    lines += ["", "Notes: " + "; ".join(result["notes"]) + "."]
-    return "\n".join(lines) + "\n"
+    def write() -> dict[str, Any]:
+        result = {
+            "benchmark": "quality", "mode": mode, **source, "machine": info,
+            "loadavg_end": machine.load(), "model": lm.info.__dict__,
+            "config": settings.config.model_dump(mode="json"), "seed": settings.seed,
+            "units_per_case": settings.units, "targets": settings.targets,
+            "max_candidates_per_kind": settings.max_candidates,
+            "complete": not open_kinds(), "stopped_by_time_limit": stopped_by_time,
+            "certification": {
+                "counts": certification_counts(certificates, kinds),
+                "rule": "value in the greedy answer; gone when the gold unit(s) are removed; "
+                        "kept when any other single unit is removed (parametric: kept with "
+                        "every unit removed); redundant: kept without either copy alone; "
+                        "joint: gone without either gold unit alone; partial: removing the "
+                        "detail unit changes the answer's text; the answer repeats no name "
+                        "of a non-gold unit",
+                "certificates": certificates},
+            "summary": summarise(rows) if rows else {}, "cases": rows,
+            "seconds": time.monotonic() - started,
+            "notes": [*settings.extra_notes,
+                      "methods are the registry's defaults at the commit above",
+                      "attention_rollout shares the attention pass; tracing_in_dist shares "
+                      "tracing's passes"]}
+        write_json(out_dir / "quality.json", result)
+        (out_dir / "quality.md").write_text(markdown(result), encoding="utf-8")
+        return result
+
+    while open_kinds():
+        if settings.max_seconds and time.monotonic() - started > settings.max_seconds:
+            stopped_by_time = True
+            log("time limit reached: writing the subset done so far")
+            break
+        for kind in open_kinds():
+            if settings.max_seconds and time.monotonic() - started > settings.max_seconds:
+                break
+            case = factory.make(kind, drawn[kind])
+            drawn[kind] += 1
+            certified, cert = certify(lm, case)
+            certificates.append(cert.as_dict())
+            if certified is None:
+                log(f"certify {case.id}: {cert.reason}")
+                continue
+            kept[kind] += 1
+            rows.append(audit_case(lm, certified, settings.config,
+                                   kept[kind] <= settings.paraphrase_per_kind))
+            log(f"audit {case.id}: {rows[-1]['seconds']:.1f}s kept {kept}")
+            write()
+    return write()
