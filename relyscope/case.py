@@ -27,11 +27,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from relyscope.errors import CaseError
 from relyscope.limits import InputBudget, OverBudget, check_file_size, file_size_message
 
-__all__ = ["Case", "CaseError", "Decoding", "Source", "ToolCall", "Unit", "iter_cases",
+__all__ = ["Case", "CaseError", "Claims", "Decoding", "Source", "ToolCall", "Unit", "iter_cases",
            "load_case", "save_case", "split_sentences"]
 
 UnitKind = Literal["source", "tool_output", "sentence"]
 Granularity = Literal["source", "sentence"]
+# Claims of the answer: "auto" (its sentences) or [start, end) character spans of it.
+ClaimSpans = tuple[tuple[int, int], ...]
+Claims = Literal["auto"] | ClaimSpans
 
 
 class _Model(BaseModel):
@@ -89,6 +92,8 @@ class Case(_Model):
     model: str | None = None
     decoding: Decoding = Field(default_factory=Decoding)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # claims of the answer to attribute one by one (relyscope.audits.claims)
+    claims: Claims | None = None
 
     @field_validator("query")
     @classmethod
@@ -103,6 +108,17 @@ class Case(_Model):
         if value is not None and not value.strip():
             raise ValueError("must not be empty when given (omit it to generate the answer)")
         return value
+
+    @field_validator("claims", mode="before")
+    @classmethod
+    def _claims_parsed(cls, value: Any) -> Any:
+        return parse_claims(value, "claims")
+
+    @model_validator(mode="after")
+    def _claims_inside_answer(self) -> Case:
+        if isinstance(self.claims, tuple) and self.answer is not None:
+            check_claim_spans(self.claims, "claims", len(self.answer))
+        return self
 
     @model_validator(mode="after")
     def _unit_ids_unique(self) -> Case:
@@ -186,6 +202,40 @@ def split_sentences(text: str) -> list[tuple[str, int]]:
     if text[start:].strip():
         pieces.append((text[start:], start))
     return pieces or [(text, 0)]
+
+
+def parse_claims(value: Any, field: str) -> Claims | None:
+    """Claims from JSON or text: None, "auto", [[start, end], ...] or "START:END,...";
+    anything else is a CaseError naming `field` (or `field[i]`)."""
+    if value is None or value == "auto":
+        return value
+    if isinstance(value, str):
+        value = [part.split(":") for part in value.split(",") if part.strip()]
+    if not isinstance(value, list | tuple) or not value:
+        raise CaseError(field, 'must be "auto" or a non-empty list of [start, end] '
+                               "character spans of the answer")
+    spans: list[tuple[int, int]] = []
+    for i, item in enumerate(value):
+        try:
+            start, end = (int(x) for x in item)
+        except (TypeError, ValueError):
+            raise CaseError(f"{field}[{i}]", f"{item!r} is not a [start, end] pair of "
+                                             "character offsets") from None
+        spans.append((start, end))
+    check_claim_spans(tuple(spans), field)
+    return tuple(spans)
+
+
+def check_claim_spans(spans: ClaimSpans, field: str, answer_chars: int | None = None) -> None:
+    """CaseError naming `field[i]` unless each span is [start, end) with 0 <= start < end (and
+    end <= answer_chars when given)."""
+    for i, (start, end) in enumerate(spans):
+        if not 0 <= start < end:
+            raise CaseError(f"{field}[{i}]", f"[{start}, {end}] is not a span: need "
+                                             "0 <= start < end (character offsets)")
+        if answer_chars is not None and end > answer_chars:
+            raise CaseError(f"{field}[{i}]", f"[{start}, {end}] ends past the answer's "
+                                             f"{answer_chars} characters")
 
 
 def field_path(loc: tuple[Any, ...]) -> str:

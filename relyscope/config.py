@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from relyscope.case import Granularity, field_path
+from relyscope.case import Claims, Granularity, field_path, parse_claims
 from relyscope.errors import CaseError
 
 
@@ -69,6 +69,14 @@ class AuditConfig(_Model):
     max_forward_passes: int | None = Field(default=None, ge=1)
     max_seconds: float | None = Field(default=None, gt=0)
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    # per-claim attribution: "auto" (the answer's sentences) or [start, end) character spans
+    # of the answer; spans named here win over the case's own `claims`, "auto" does not
+    claims: Claims | None = None
+
+    @field_validator("claims", mode="before")
+    @classmethod
+    def _claims_parsed(cls, value: Any) -> Any:
+        return parse_claims(value, "claims")
 
     @model_validator(mode="before")
     @classmethod
@@ -105,5 +113,8 @@ class AuditConfig(_Model):
             return cls.model_validate(data)
         except ValidationError as err:
             first = err.errors()[0]
+            cause = first.get("ctx", {}).get("error")
+            if isinstance(cause, CaseError):
+                raise CaseError(cause.field, cause.message) from None
             raise CaseError(field_path(first["loc"]),
                             first["msg"].removeprefix("Value error, ")) from None

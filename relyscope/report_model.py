@@ -19,6 +19,46 @@ class UnitReport(BaseModel):
     verdict: str | None = None
 
 
+class ClaimReport(BaseModel):
+    """One claim of the answer (a sentence, or a span the caller named), attributed alone.
+
+    JSON shape (`report.claims[i]`; the HTML claim view reads these keys):
+
+        {"index": 0, "text": "Guido van Rossum created Python.",
+         "char_span": [0, 32],            # [start, end) characters of `report.answer`
+         "token_span": [0, 7],            # [start, end) tokens of the answer
+         "logprob": -2.1, "logprob_per_token": -0.3,
+         "joint_drop": 14.2,              # the claim's drop when every unit is removed
+         "scores": {"loo": {"d0": 9.8, "d1": 0.1}, "ablation": {...}, "attention": {...}},
+         "reliance": {"d0": 9.8, "d1": 0.1},   # the voting methods' combined vote per unit
+         "top_units": ["d0", "d1", "d2"],      # up to 3, by `reliance`
+         "citations": ["d0"],                  # units whose reliance passes relied_drop
+         "verdict": "supported",               # or "unsupported"
+         "reading": null,                      # unsupported: "parametric" (confident) or
+                                               # "likely-hallucination"
+         "verdicts": ["grounded"],             # the audit verdicts on this claim's tokens
+         "extras": {"ablation": {"lds": 0.8}, "attention": {"attention_share": {...}}}}
+
+    Scores are nats of the claim's tokens' log-probability (attention: mass), computed from
+    the same forward passes as the whole-answer scores."""
+
+    index: int
+    text: str
+    char_span: tuple[int, int]
+    token_span: tuple[int, int]
+    logprob: float
+    logprob_per_token: float
+    joint_drop: float | None = None
+    scores: dict[str, dict[str, float | None]] = Field(default_factory=dict)
+    reliance: dict[str, float | None] = Field(default_factory=dict)
+    top_units: list[str] = Field(default_factory=list)
+    citations: list[str] = Field(default_factory=list)
+    verdict: str | None = None
+    reading: str | None = None
+    verdicts: list[str] = Field(default_factory=list)
+    extras: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
 class Report(BaseModel):
     """The canonical audit result. Keys of this JSON are relied on by other tools."""
 
@@ -35,6 +75,7 @@ class Report(BaseModel):
     cost: dict[str, Any] = Field(default_factory=dict)
     settings: dict[str, Any] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
+    claims: list[ClaimReport] = Field(default_factory=list)  # per-claim attribution, if asked
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

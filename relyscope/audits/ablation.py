@@ -26,7 +26,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso
 from sklearn.preprocessing import StandardScaler
 
-from relyscope.audits.base import ANSWER, AuditContext, Probe
+from relyscope.audits.base import ANSWER, AuditContext, MethodResult, Probe
 from relyscope.audits.method import AuditMethod, MethodSettings, Outcome
 
 MIN_MASKS_TO_FIT = 8
@@ -151,6 +151,25 @@ class ContextAblation(AuditMethod):
         scores: dict[str, float | None] = {
             uid: float(w) for uid, w in zip(ctx.unit_ids, weights, strict=True)}
         return Outcome(scores, extras, cut)
+
+    def claim_scores(self, ctx: AuditContext, result: MethodResult,
+                     token_span: tuple[int, int]) -> Outcome | None:
+        """A surrogate fit on the same masks with the claim's tokens as the target (as
+        ContextCite attributes a span of the answer), its cross-validated LDS alongside."""
+        settings = self.settings(ctx)
+        train, _held_out = self.masks(ctx, settings)
+        probes = [self._probe(ctx, mask) for mask in train]
+        scored = ctx.cached(probes)
+        rows = [i for i, p in enumerate(probes) if p in scored]
+        if len(rows) < MIN_MASKS_TO_FIT:
+            return None
+        start, end = token_span
+        targets = np.array([scored[probes[i]].tokens(start, end).logit_prob for i in rows])
+        weights, _bias = fit_surrogate(train[rows], targets, settings.alpha, end - start)
+        lds = cross_validated_lds(train[rows], targets, settings.alpha, ctx.config.seed,
+                                  end - start)
+        return Outcome({uid: float(w) for uid, w in zip(ctx.unit_ids, weights, strict=True)},
+                       {"lds": lds, "masks_fit": len(rows)})
 
     @staticmethod
     def _probe(ctx: AuditContext, mask: np.ndarray) -> Probe:

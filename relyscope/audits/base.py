@@ -86,6 +86,8 @@ class MethodResult:
     forward_passes: int = 0
     seconds: float = 0.0
     cut: str | None = None
+    # method-private data its `claim_scores` reads (per-token attention, say); not reported
+    detail: Any = None
 
 
 Progress = Callable[[dict[str, Any]], None]
@@ -172,6 +174,10 @@ class AuditContext:
         if seconds is not None and self._seconds_per_pass:
             fit = min(fit, int(seconds / self._seconds_per_pass))
         return max(0, fit)
+
+    def cached(self, probes: Sequence[Probe]) -> dict[Probe, TargetScore]:
+        """The probes this audit already scored (never runs the model)."""
+        return {p: self._scores[p] for p in probes if p in self._scores}
 
     def full_score(self) -> TargetScore:
         return self.score([(Variant(), ANSWER)])[(Variant(), ANSWER)]

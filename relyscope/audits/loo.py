@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relyscope.audits.base import ANSWER, AuditContext, Probe
+from relyscope.audits.base import ANSWER, AuditContext, MethodResult, Probe
 from relyscope.audits.method import AuditMethod, MethodSettings, Outcome
 
 
@@ -32,6 +32,16 @@ class LeaveOneOut(AuditMethod):
         if settings.regenerate and cut is None:
             extras["answer_flips"] = self._answer_flips(ctx, probes)
         return Outcome(scores, extras, cut)
+
+    def claim_scores(self, ctx: AuditContext, result: MethodResult,
+                     token_span: tuple[int, int]) -> Outcome:
+        """Each removal's drop in the claim's tokens alone, from the same scored variants."""
+        start, end = token_span
+        full = ctx.full_score().tokens(start, end).total
+        probes = {uid: (ctx.removal([uid]), ANSWER) for uid in ctx.unit_ids}
+        scored = ctx.cached(list(probes.values()))
+        return Outcome({uid: (full - scored[p].tokens(start, end).total) if p in scored
+                        else None for uid, p in probes.items()})
 
     @staticmethod
     def _answer_flips(ctx: AuditContext, probes: dict[str, Probe]) -> dict[str, dict[str, object]]:

@@ -43,6 +43,7 @@ class Outcome:
     scores: dict[str, float | None]
     extras: dict[str, Any] = field(default_factory=dict)
     cut: str | None = None
+    detail: Any = None  # kept on the MethodResult for `claim_scores`; not reported
 
 
 class AuditMethod(ABC):
@@ -96,6 +97,13 @@ class AuditMethod(ABC):
         """A provenance method's entries in one unit's `provenance` dict."""
         return {self.name: result.scores.get(unit_id)}
 
+    def claim_scores(self, ctx: AuditContext, result: MethodResult,
+                     token_span: tuple[int, int]) -> Outcome | None:
+        """Scores per unit for the answer tokens [start, end) alone (one claim), from what
+        `compute` already scored: never a forward pass (read `ctx.cached`, not `ctx.score`).
+        None: the method has no per-claim view."""
+        return None
+
     @abstractmethod
     def compute(self, ctx: AuditContext, settings: Any) -> Outcome:
         """Score the units. May raise BudgetExhausted: `run` turns that into a cut."""
@@ -111,4 +119,5 @@ class AuditMethod(ABC):
             outcome = Outcome(dict.fromkeys(ctx.unit_ids), cut=stop.reason)
         return MethodResult(method=self.name, scores=outcome.scores, extras=outcome.extras,
                             forward_passes=ctx.passes - passes_before,
-                            seconds=time.perf_counter() - started, cut=outcome.cut)
+                            seconds=time.perf_counter() - started, cut=outcome.cut,
+                            detail=outcome.detail)

@@ -49,13 +49,33 @@ class AttentionProvenance(AuditMethod):
                               for uid, m in layer_mass.items()},
             "sink_tokens": SINK_TOKENS, "label": "provenance",
         }
-        return Outcome(dict(mean_mass), extras)
+        # per answer token, the mean-over-layers mass to each unit: the rows of a claim
+        token_mass = torch.stack([layer_mass_rows(answer_rows, spans[uid])
+                                  for uid in ctx.unit_ids], dim=-1)  # [A, U]
+        return Outcome(dict(mean_mass), extras, detail=token_mass.cpu())
+
+    def claim_scores(self, ctx: AuditContext, result: MethodResult,
+                     token_span: tuple[int, int]) -> Outcome | None:
+        """The attention of the claim's answer tokens alone (its rows of the same pass)."""
+        if result.detail is None:
+            return None
+        start, end = token_span
+        mass = result.detail[start:end].mean(0)
+        scores = {uid: float(m) for uid, m in zip(ctx.unit_ids, mass, strict=True)}
+        total = sum(scores.values()) or 1.0
+        return Outcome(scores, {"attention_share": {uid: v / total for uid, v in scores.items()}})
 
     def unit_provenance(self, result: MethodResult, unit_id: str) -> dict[str, float | None]:
         if "attention_share" not in result.extras:
             return {}  # cut before it ran
         return {self.name: result.scores.get(unit_id),
                 **{key: result.extras[key].get(unit_id) for key in _UNIT_EXTRAS}}
+
+
+def layer_mass_rows(answer_rows: torch.Tensor, span: tuple[int, int]) -> torch.Tensor:
+    """Per answer row, the span's attention mass averaged over layers: [A]."""
+    a, b = span
+    return answer_rows[:, :, a:b].sum(-1).mean(0)
 
 
 def _without_sinks(rows: torch.Tensor) -> torch.Tensor:

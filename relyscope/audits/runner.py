@@ -29,6 +29,7 @@ from relyscope.audits.base import (
     Probe,
     Progress,
 )
+from relyscope.audits.claims import claim_reports, resolve_claims
 from relyscope.audits.method import AuditMethod
 from relyscope.audits.metrics import faithfulness, plan_probes, rank_correlation
 from relyscope.audits.registry import (
@@ -81,6 +82,7 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
     if case.answer is None:
         case = lm.answer(case, tool_mode=config.tool_mode)
         warnings.append("answer generated greedily by the audit model")
+    claim_spans, claims_from = resolve_claims(case, config)
     ends = [t for t in (deadline, started + config.max_seconds if config.max_seconds else None)
             if t is not None]
     budget = Budget(max_passes=config.max_forward_passes, deadline=min(ends) if ends else None)
@@ -125,6 +127,11 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
         emit({"event": "method_finished", "method": name, "scores": result.scores,
               "forward_passes": result.forward_passes, "seconds": result.seconds})
 
+    claims_before, claims_started = ctx.passes, time.perf_counter()
+    claims = claim_reports(ctx, methods, results, claim_spans) if claim_spans else []
+    claims_cost = {"forward_passes": ctx.passes - claims_before,
+                   "seconds": time.perf_counter() - claims_started}
+
     faith: dict[str, dict[str, Any]] = {}
     if results:
         probes = plan_probes(ctx, results)
@@ -151,6 +158,10 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
                                           r.forward_passes + (attributed or {}).get(n, 0),
                                       "seconds": r.seconds} for n, r in results.items()}}
     report.settings = _settings(ctx, cuts, list(built))
+    if claims_from is not None:
+        report.claims = claims
+        report.cost["claims"] = claims_cost  # zero: claims reuse the audit's passes
+        report.settings["claims"] = {"from": claims_from, "char_spans": claim_spans}
     emit({"event": "report", "report": report})
     return report
 

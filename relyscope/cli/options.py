@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 
 from relyscope.audits.registry import default_methods, method_names
+from relyscope.case import Claims, parse_claims
 from relyscope.config import AuditConfig
+from relyscope.errors import CaseError
 from relyscope.models.loading import DTYPES, ModelOptions
 
 
@@ -43,6 +45,17 @@ def parse_methods(text: str) -> tuple[str, ...]:
     return methods
 
 
+def parse_claims_option(text: str) -> Claims:
+    """An argparse `type`: 'auto' or START:END,... (character spans of the answer)."""
+    try:
+        claims = parse_claims(text.strip(), "claims")
+    except CaseError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if claims is None:
+        raise argparse.ArgumentTypeError("claims: give 'auto' or START:END,...")
+    return claims
+
+
 def add_audit_options(parser: argparse.ArgumentParser,
                       methods: tuple[str, ...] | None = None) -> None:
     """What an audit runs and within which budget (see `audit_config_from`); `methods`: the
@@ -63,6 +76,9 @@ def add_audit_options(parser: argparse.ArgumentParser,
     parser.add_argument("--stability", action="store_true",
                         help="re-run leave-one-out under a paraphrased query")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--claims", type=parse_claims_option,
+                        help="attribute each claim of the answer: 'auto' (its sentences) or "
+                             "START:END,... character spans of the answer")
 
 
 def audit_config_from(args: argparse.Namespace) -> AuditConfig:
@@ -76,4 +92,5 @@ def audit_config_from(args: argparse.Namespace) -> AuditConfig:
                             if name in args.methods},
         "granularity": args.granularity, "removal": args.removal,
         "max_forward_passes": args.max_passes, "max_seconds": args.max_seconds,
-        "stability": args.stability, "seed": args.seed})
+        "stability": args.stability, "seed": args.seed,
+        "claims": getattr(args, "claims", None)})

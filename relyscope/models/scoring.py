@@ -61,6 +61,10 @@ class TargetScore:
     def total(self) -> float:
         return float(sum(self.token_logprobs))
 
+    def tokens(self, start: int, end: int) -> TargetScore:
+        """The score of target tokens [start, end) alone (a claim of the answer)."""
+        return TargetScore(self.token_logprobs[start:end])
+
     @property
     def logit_prob(self) -> float:
         """ContextCite's logit-scaled probability of the whole target: log p - log(1 - p)."""

@@ -115,7 +115,22 @@ def case_to_dict(message: pb.Case) -> dict[str, Any]:
     if message.decoding.HasField("max_new_tokens"):
         data["decoding"] = {"max_new_tokens": message.decoding.max_new_tokens}
     data["metadata"] = from_struct(message.metadata)
+    if message.HasField("claims"):
+        data["claims"] = claims_from_proto(message.claims)
     return data
+
+
+def claims_from_proto(message: pb.Claims) -> Any:
+    """"auto", or the [start, end] spans (validated where the case or config is)."""
+    return "auto" if message.auto else [[span.start, span.end] for span in message.spans]
+
+
+def claims_to_proto(claims: Any, message: pb.Claims) -> None:
+    if claims == "auto":
+        message.auto = True
+    else:
+        for start, end in claims:
+            message.spans.add(start=start, end=end)
 
 
 def case_from_proto(message: pb.Case) -> Case:
@@ -136,6 +151,8 @@ def case_to_proto(case: Case) -> pb.Case:
         _set_optional(item, call, _TOOL_OPTIONAL)
     message.decoding.max_new_tokens = case.decoding.max_new_tokens
     to_struct(data["metadata"], message.metadata)
+    if case.claims is not None:
+        claims_to_proto(case.claims, message.claims)
     return message
 
 
@@ -161,6 +178,8 @@ def config_from_proto(message: pb.AuditConfig | None) -> AuditConfig:
     thresholds = _optional(message.thresholds, _THRESHOLDS)
     if thresholds:
         data["thresholds"] = thresholds
+    if message.HasField("claims"):
+        data["claims"] = claims_from_proto(message.claims)
     return AuditConfig.from_dict(data)
 
 
@@ -173,6 +192,8 @@ def config_to_proto(config: AuditConfig) -> pb.AuditConfig:
     if data["method_settings"]:
         to_struct(data["method_settings"], message.method_settings)
     _set_optional(message.thresholds, data["thresholds"], _THRESHOLDS)
+    if config.claims is not None:
+        claims_to_proto(config.claims, message.claims)
     return message
 
 
@@ -235,7 +256,40 @@ def report_to_proto(report: Report) -> pb.Report:
     to_struct(data["methods"], message.methods)
     to_struct(data["settings"], message.settings)
     _cost_to_proto(data["cost"], message.cost)
+    for claim in data["claims"]:
+        _claim_to_proto(claim, message.claims.add())
     return message
+
+
+_CLAIM_OPTIONAL = ("joint_drop", "verdict", "reading")
+
+
+def _claim_to_proto(claim: Mapping[str, Any], message: pb.Claim) -> None:
+    message.index, message.text = claim["index"], claim["text"]
+    message.char_span.start, message.char_span.end = claim["char_span"]
+    message.token_span.start, message.token_span.end = claim["token_span"]
+    message.logprob, message.logprob_per_token = claim["logprob"], claim["logprob_per_token"]
+    _set_optional(message, claim, _CLAIM_OPTIONAL)
+    for method, scores in claim["scores"].items():
+        scores_to_proto(scores, message.scores[method].scores)
+    scores_to_proto(claim["reliance"], message.reliance)
+    message.top_units.extend(claim["top_units"])
+    message.citations.extend(claim["citations"])
+    message.verdicts.extend(claim["verdicts"])
+    to_struct(claim["extras"], message.extras)
+
+
+def _claim_from_proto(message: pb.Claim) -> dict[str, Any]:
+    return {"index": message.index, "text": message.text,
+            "char_span": (message.char_span.start, message.char_span.end),
+            "token_span": (message.token_span.start, message.token_span.end),
+            "logprob": message.logprob, "logprob_per_token": message.logprob_per_token,
+            **_optional(message, _CLAIM_OPTIONAL),
+            "scores": {method: scores_from_proto(entry.scores)
+                       for method, entry in message.scores.items()},
+            "reliance": scores_from_proto(message.reliance),
+            "top_units": list(message.top_units), "citations": list(message.citations),
+            "verdicts": list(message.verdicts), "extras": from_struct(message.extras)}
 
 
 def report_from_proto(message: pb.Report) -> Report:
@@ -249,7 +303,8 @@ def report_from_proto(message: pb.Report) -> Report:
         "faithfulness": from_struct(message.faithfulness),
         "methods": from_struct(message.methods), "errors": dict(message.errors),
         "cost": _cost_from_proto(message.cost), "settings": from_struct(message.settings),
-        "warnings": list(message.warnings)})
+        "warnings": list(message.warnings),
+        "claims": [_claim_from_proto(claim) for claim in message.claims]})
 
 
 # -- request parameters ---------------------------------------------------------------------------

@@ -66,6 +66,8 @@ def markdown(reports: Iterable[Report]) -> str:
                 parts.append(f"| {name} | {_fmt(topk.get('1'))} | {_fmt(topk.get('3'))} | "
                              f"{_fmt(entry.get('sufficiency'))} | {_fmt(entry.get('lds'))} | "
                              f"{_fmt(entry.get('spearman_vs_attention'))} |")
+        if report.claims:
+            parts.append(claims_markdown(report))
         cost = report.cost
         parts.append(f"\nCost: {cost.get('forward_passes')} forward passes, "
                      f"{_fmt(cost.get('seconds'), 1)} s.")
@@ -75,3 +77,19 @@ def markdown(reports: Iterable[Report]) -> str:
             parts.append(f"\n> {method} failed: {error}")
         parts.append("")
     return "\n".join(parts)
+
+
+def claims_markdown(report: Report) -> str:
+    """One row per claim of the answer: its span, top units, citations and verdicts."""
+    rows = ["\n| claim | chars | top units (reliance) | citations | verdict | claim verdicts |",
+            "|---|---|---|---|---|---|"]
+    for claim in report.claims:
+        top = ", ".join(f"{uid} ({_fmt(claim.reliance.get(uid))})" for uid in claim.top_units)
+        verdict = claim.verdict or "—"
+        if claim.reading:
+            verdict += f" ({claim.reading})"
+        text = claim.text.replace("|", "\\|").replace("\n", " ")
+        rows.append(f"| {text} | {claim.char_span[0]}-{claim.char_span[1]} | {top or '—'} | "
+                    f"{', '.join(claim.citations) or '—'} | {verdict} | "
+                    f"{', '.join(claim.verdicts) or '—'} |")
+    return "\n".join(rows)

@@ -87,7 +87,7 @@ class Decoding(_message.Message):
     def __init__(self, max_new_tokens: _Optional[int] = ...) -> None: ...
 
 class Case(_message.Message):
-    __slots__ = ("id", "system", "query", "sources", "tool_calls", "answer", "model", "decoding", "metadata")
+    __slots__ = ("id", "system", "query", "sources", "tool_calls", "answer", "model", "decoding", "metadata", "claims")
     ID_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +97,7 @@ class Case(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DECODING_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    CLAIMS_FIELD_NUMBER: _ClassVar[int]
     id: str
     system: str
     query: str
@@ -106,7 +107,24 @@ class Case(_message.Message):
     model: str
     decoding: Decoding
     metadata: _struct_pb2.Struct
-    def __init__(self, id: _Optional[str] = ..., system: _Optional[str] = ..., query: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., answer: _Optional[str] = ..., model: _Optional[str] = ..., decoding: _Optional[_Union[Decoding, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    claims: Claims
+    def __init__(self, id: _Optional[str] = ..., system: _Optional[str] = ..., query: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., answer: _Optional[str] = ..., model: _Optional[str] = ..., decoding: _Optional[_Union[Decoding, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., claims: _Optional[_Union[Claims, _Mapping]] = ...) -> None: ...
+
+class ClaimSpan(_message.Message):
+    __slots__ = ("start", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    end: int
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
+
+class Claims(_message.Message):
+    __slots__ = ("auto", "spans")
+    AUTO_FIELD_NUMBER: _ClassVar[int]
+    SPANS_FIELD_NUMBER: _ClassVar[int]
+    auto: bool
+    spans: _containers.RepeatedCompositeFieldContainer[ClaimSpan]
+    def __init__(self, auto: _Optional[bool] = ..., spans: _Optional[_Iterable[_Union[ClaimSpan, _Mapping]]] = ...) -> None: ...
 
 class Thresholds(_message.Message):
     __slots__ = ("relied_drop", "attended_ratio", "parametric_logprob_per_token", "redundancy_ratio", "ablation_relative", "unstable_spearman")
@@ -125,7 +143,7 @@ class Thresholds(_message.Message):
     def __init__(self, relied_drop: _Optional[float] = ..., attended_ratio: _Optional[float] = ..., parametric_logprob_per_token: _Optional[float] = ..., redundancy_ratio: _Optional[float] = ..., ablation_relative: _Optional[float] = ..., unstable_spearman: _Optional[float] = ...) -> None: ...
 
 class AuditConfig(_message.Message):
-    __slots__ = ("methods", "granularity", "tool_mode", "removal", "ablations", "ablation_keep_prob", "ablation_alpha", "lds_masks", "tracing_samples", "tracing_noise_scale", "tracing_window", "tracing_top_units", "tracing_in_distribution", "regenerate", "stability", "seed", "max_forward_passes", "max_seconds", "thresholds", "method_settings")
+    __slots__ = ("methods", "granularity", "tool_mode", "removal", "ablations", "ablation_keep_prob", "ablation_alpha", "lds_masks", "tracing_samples", "tracing_noise_scale", "tracing_window", "tracing_top_units", "tracing_in_distribution", "regenerate", "stability", "seed", "max_forward_passes", "max_seconds", "thresholds", "method_settings", "claims")
     METHODS_FIELD_NUMBER: _ClassVar[int]
     GRANULARITY_FIELD_NUMBER: _ClassVar[int]
     TOOL_MODE_FIELD_NUMBER: _ClassVar[int]
@@ -146,6 +164,7 @@ class AuditConfig(_message.Message):
     MAX_SECONDS_FIELD_NUMBER: _ClassVar[int]
     THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     METHOD_SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    CLAIMS_FIELD_NUMBER: _ClassVar[int]
     methods: _containers.RepeatedScalarFieldContainer[str]
     granularity: str
     tool_mode: str
@@ -166,7 +185,8 @@ class AuditConfig(_message.Message):
     max_seconds: float
     thresholds: Thresholds
     method_settings: _struct_pb2.Struct
-    def __init__(self, methods: _Optional[_Iterable[str]] = ..., granularity: _Optional[str] = ..., tool_mode: _Optional[str] = ..., removal: _Optional[str] = ..., ablations: _Optional[int] = ..., ablation_keep_prob: _Optional[float] = ..., ablation_alpha: _Optional[float] = ..., lds_masks: _Optional[int] = ..., tracing_samples: _Optional[int] = ..., tracing_noise_scale: _Optional[float] = ..., tracing_window: _Optional[int] = ..., tracing_top_units: _Optional[int] = ..., tracing_in_distribution: _Optional[bool] = ..., regenerate: _Optional[bool] = ..., stability: _Optional[bool] = ..., seed: _Optional[int] = ..., max_forward_passes: _Optional[int] = ..., max_seconds: _Optional[float] = ..., thresholds: _Optional[_Union[Thresholds, _Mapping]] = ..., method_settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    claims: Claims
+    def __init__(self, methods: _Optional[_Iterable[str]] = ..., granularity: _Optional[str] = ..., tool_mode: _Optional[str] = ..., removal: _Optional[str] = ..., ablations: _Optional[int] = ..., ablation_keep_prob: _Optional[float] = ..., ablation_alpha: _Optional[float] = ..., lds_masks: _Optional[int] = ..., tracing_samples: _Optional[int] = ..., tracing_noise_scale: _Optional[float] = ..., tracing_window: _Optional[int] = ..., tracing_top_units: _Optional[int] = ..., tracing_in_distribution: _Optional[bool] = ..., regenerate: _Optional[bool] = ..., stability: _Optional[bool] = ..., seed: _Optional[int] = ..., max_forward_passes: _Optional[int] = ..., max_seconds: _Optional[float] = ..., thresholds: _Optional[_Union[Thresholds, _Mapping]] = ..., method_settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., claims: _Optional[_Union[Claims, _Mapping]] = ...) -> None: ...
 
 class Score(_message.Message):
     __slots__ = ("value",)
@@ -203,6 +223,67 @@ class UnitReport(_message.Message):
     reliance: _containers.MessageMap[str, Score]
     verdict: str
     def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., parent: _Optional[str] = ..., provenance: _Optional[_Mapping[str, Score]] = ..., reliance: _Optional[_Mapping[str, Score]] = ..., verdict: _Optional[str] = ...) -> None: ...
+
+class UnitScores(_message.Message):
+    __slots__ = ("scores",)
+    class ScoresEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Score
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Score, _Mapping]] = ...) -> None: ...
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    scores: _containers.MessageMap[str, Score]
+    def __init__(self, scores: _Optional[_Mapping[str, Score]] = ...) -> None: ...
+
+class Claim(_message.Message):
+    __slots__ = ("index", "text", "char_span", "token_span", "logprob", "logprob_per_token", "joint_drop", "scores", "reliance", "top_units", "citations", "verdict", "reading", "verdicts", "extras")
+    class ScoresEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: UnitScores
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[UnitScores, _Mapping]] = ...) -> None: ...
+    class RelianceEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Score
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Score, _Mapping]] = ...) -> None: ...
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    CHAR_SPAN_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_SPAN_FIELD_NUMBER: _ClassVar[int]
+    LOGPROB_FIELD_NUMBER: _ClassVar[int]
+    LOGPROB_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    JOINT_DROP_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    RELIANCE_FIELD_NUMBER: _ClassVar[int]
+    TOP_UNITS_FIELD_NUMBER: _ClassVar[int]
+    CITATIONS_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    READING_FIELD_NUMBER: _ClassVar[int]
+    VERDICTS_FIELD_NUMBER: _ClassVar[int]
+    EXTRAS_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    text: str
+    char_span: ClaimSpan
+    token_span: ClaimSpan
+    logprob: float
+    logprob_per_token: float
+    joint_drop: float
+    scores: _containers.MessageMap[str, UnitScores]
+    reliance: _containers.MessageMap[str, Score]
+    top_units: _containers.RepeatedScalarFieldContainer[str]
+    citations: _containers.RepeatedScalarFieldContainer[str]
+    verdict: str
+    reading: str
+    verdicts: _containers.RepeatedScalarFieldContainer[str]
+    extras: _struct_pb2.Struct
+    def __init__(self, index: _Optional[int] = ..., text: _Optional[str] = ..., char_span: _Optional[_Union[ClaimSpan, _Mapping]] = ..., token_span: _Optional[_Union[ClaimSpan, _Mapping]] = ..., logprob: _Optional[float] = ..., logprob_per_token: _Optional[float] = ..., joint_drop: _Optional[float] = ..., scores: _Optional[_Mapping[str, UnitScores]] = ..., reliance: _Optional[_Mapping[str, Score]] = ..., top_units: _Optional[_Iterable[str]] = ..., citations: _Optional[_Iterable[str]] = ..., verdict: _Optional[str] = ..., reading: _Optional[str] = ..., verdicts: _Optional[_Iterable[str]] = ..., extras: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class MethodCost(_message.Message):
     __slots__ = ("forward_passes", "seconds")
@@ -242,7 +323,7 @@ class Cost(_message.Message):
     def __init__(self, forward_passes: _Optional[int] = ..., model_calls: _Optional[int] = ..., tokens: _Optional[int] = ..., cache_hits: _Optional[int] = ..., cache_misses: _Optional[int] = ..., seconds: _Optional[float] = ..., shared_scoring_seconds: _Optional[float] = ..., per_method: _Optional[_Mapping[str, MethodCost]] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Report(_message.Message):
-    __slots__ = ("case_id", "answer", "answer_logprob", "answer_tokens", "partial", "units", "verdicts", "faithfulness", "methods", "errors", "cost", "settings", "warnings")
+    __slots__ = ("case_id", "answer", "answer_logprob", "answer_tokens", "partial", "units", "verdicts", "faithfulness", "methods", "errors", "cost", "settings", "warnings", "claims")
     class ErrorsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -263,6 +344,7 @@ class Report(_message.Message):
     COST_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    CLAIMS_FIELD_NUMBER: _ClassVar[int]
     case_id: str
     answer: str
     answer_logprob: float
@@ -276,7 +358,8 @@ class Report(_message.Message):
     cost: Cost
     settings: _struct_pb2.Struct
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, case_id: _Optional[str] = ..., answer: _Optional[str] = ..., answer_logprob: _Optional[float] = ..., answer_tokens: _Optional[int] = ..., partial: _Optional[bool] = ..., units: _Optional[_Iterable[_Union[UnitReport, _Mapping]]] = ..., verdicts: _Optional[_Iterable[str]] = ..., faithfulness: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., methods: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., errors: _Optional[_Mapping[str, str]] = ..., cost: _Optional[_Union[Cost, _Mapping]] = ..., settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    claims: _containers.RepeatedCompositeFieldContainer[Claim]
+    def __init__(self, case_id: _Optional[str] = ..., answer: _Optional[str] = ..., answer_logprob: _Optional[float] = ..., answer_tokens: _Optional[int] = ..., partial: _Optional[bool] = ..., units: _Optional[_Iterable[_Union[UnitReport, _Mapping]]] = ..., verdicts: _Optional[_Iterable[str]] = ..., faithfulness: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., methods: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., errors: _Optional[_Mapping[str, str]] = ..., cost: _Optional[_Union[Cost, _Mapping]] = ..., settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., claims: _Optional[_Iterable[_Union[Claim, _Mapping]]] = ...) -> None: ...
 
 class AuditRequest(_message.Message):
     __slots__ = ("id", "case", "config", "parameters")
