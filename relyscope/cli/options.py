@@ -14,15 +14,19 @@ from relyscope.config import AuditConfig
 from relyscope.errors import CaseError
 from relyscope.models.loading import DTYPES, ModelOptions
 
+_DEFAULT_MODEL = ModelOptions()
+
 
 def add_model_options(parser: argparse.ArgumentParser, *, model_help: str = "") -> None:
     """`--model`, `--device`, `--dtype`; `model_help` is added to --model's help."""
     parser.add_argument("--model", help="a local Hugging Face causal LM folder (default: the "
                                         "packaged SmolLM2-135M-Instruct)" + model_help)
-    parser.add_argument("--device", default="cpu",
-                        help="torch device for the model: cpu, cuda, cuda:1, ... (default cpu)")
-    parser.add_argument("--dtype", default="float32", choices=DTYPES,
-                        help="weights and activations (default float32): bfloat16 is about 2x "
+    parser.add_argument("--device", default=_DEFAULT_MODEL.device,
+                        help="torch device for the model: cpu, cuda, cuda:1, ... "
+                             f"(default {_DEFAULT_MODEL.device})")
+    parser.add_argument("--dtype", default=_DEFAULT_MODEL.dtype, choices=DTYPES,
+                        help=f"weights and activations (default {_DEFAULT_MODEL.dtype}): "
+                             "bfloat16 is about 2x "
                              "faster on CPUs with AVX-512 BF16 and on GPUs, at about 3 "
                              "significant digits")
 
