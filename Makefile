@@ -21,9 +21,10 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/relyscope demo
 
-# pytest's exit code 5 (no tests collected) is a failure here, not a silent pass
+# pytest's exit code 5 (no tests collected) is a failure here, not a silent pass; -rs prints
+# why each skipped test was skipped
 test: setup
-	$(BIN)/python -m pytest -q; status=$$?; \
+	$(BIN)/python -m pytest -q -rs; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \
 	exit $$status
 

@@ -1,6 +1,15 @@
-"""Shared fixtures: the real packaged model (loaded once per session) and a tiny random one."""
+"""Shared fixtures: the real packaged model (loaded once per session) and a tiny random one.
+
+The tiny model shares only the packaged model's tokenizer, read without its weights, so the
+fast subset (`-m "not real_model"`) never loads the real model: tests that use `real_lm` are
+marked `real_model` automatically, and under `-m "not real_model"` loading the packaged weights
+is an error.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -15,6 +24,7 @@ ZELK_SOURCES = [
     ("d3", "The Velmar festival celebrates the first snowfall with paper lanterns."),
     ("d4", "Tidewater lighthouses use rotating lenses to guide ships at night."),
 ]
+PACKAGED_WEIGHT_LOADS: list[str] = []  # what loaded the packaged weights this session
 
 
 def zelk_case(answer: str | None = "The Zelk guild was founded by Anna Roth.", **extra) -> Case:
@@ -31,19 +41,79 @@ def zelk_case(answer: str | None = "The Zelk guild was founded by Anna Roth.", *
     return Case.from_dict(data)
 
 
+def packaged_tokenizer() -> Any:
+    """The packaged model's tokenizer without its weights: from the cached float folder when a
+    real-model run already made it, else straight from the GGUF's metadata."""
+    from transformers import AutoTokenizer
+
+    from relyscope.models.packaged import DEFAULT_MODEL, file_digest, packaged_gguf, relyscope_home
+
+    gguf = packaged_gguf()
+    cached = relyscope_home() / "models" / f"{DEFAULT_MODEL}-{file_digest(gguf)[:16]}"
+    if (cached / "tokenizer.json").is_file():
+        return AutoTokenizer.from_pretrained(str(cached))
+    return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+
+
 @pytest.fixture(scope="session")
 def real_lm() -> CausalLM:
     return CausalLM.load()
 
 
 @pytest.fixture(scope="session")
-def tiny_lm(real_lm: CausalLM) -> CausalLM:
-    """A 2-layer randomly initialised Llama sharing the real tokenizer: fast plumbing tests."""
+def tiny_tokenizer() -> Any:
+    return packaged_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tiny_tokenizer: Any) -> CausalLM:
+    """A 2-layer randomly initialised Llama with the real tokenizer: fast plumbing tests."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(real_lm.tokenizer), hidden_size=64, intermediate_size=128,
+    config = LlamaConfig(vocab_size=len(tiny_tokenizer), hidden_size=64, intermediate_size=128,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                          max_position_embeddings=2048, tie_word_embeddings=True)
     model = LlamaForCausalLM(config)
-    return CausalLM(model, real_lm.tokenizer, model_id="tiny-random-llama", revision="seed0")
+    return CausalLM(model, tiny_tokenizer, model_id="tiny-random-llama", revision="seed0")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that asks for the real model is a real-model test, marked or not."""
+    for item in items:
+        if "real_lm" in getattr(item, "fixturenames", ()) and not item.get_closest_marker(
+                "real_model"):
+            item.add_marker(pytest.mark.real_model)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if "not real_model" in (config.option.markexpr or ""):
+        _refuse_packaged_weights()
+
+
+def _refuse_packaged_weights() -> None:
+    """Loading the packaged model's weights (the cached float folder or the GGUF) fails the
+    test that does it, and is recorded for the session summary."""
+    from transformers import AutoModelForCausalLM
+
+    from relyscope.models.packaged import relyscope_home
+
+    original = AutoModelForCausalLM.from_pretrained.__func__  # type: ignore[attr-defined]
+    packaged = (relyscope_home() / "models").resolve()
+
+    def guarded(cls: Any, path: Any, *args: Any, **kwargs: Any) -> Any:
+        where = Path(str(path)).expanduser().resolve()
+        if kwargs.get("gguf_file") or where.is_relative_to(packaged):
+            PACKAGED_WEIGHT_LOADS.append(str(where))
+            raise RuntimeError(f"the fast subset (-m 'not real_model') loaded the packaged "
+                               f"model's weights from {where}: mark the test real_model")
+        return original(cls, path, *args, **kwargs)
+
+    AutoModelForCausalLM.from_pretrained = classmethod(guarded)  # type: ignore[method-assign]
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if "not real_model" in (config.option.markexpr or ""):
+        terminalreporter.write_line(
+            f"packaged model weight loads in this session: {len(PACKAGED_WEIGHT_LOADS)}")

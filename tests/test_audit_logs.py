@@ -86,14 +86,12 @@ def one_torch_thread() -> Any:
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer: Any) -> Path:
     """A 2-layer random Llama with the packaged model's real tokenizer, saved as a folder."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    from relyscope.models.packaged import packaged_model_dir
-
-    tokenizer = AutoTokenizer.from_pretrained(str(packaged_model_dir()[0]))
+    tokenizer = tiny_tokenizer
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
                          num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,

@@ -11,6 +11,7 @@ import pytest
 from bench import machine, perf
 from bench.cases import KINDS, generate
 from bench.certify import certify, contains
+from relyscope.models import Variant
 
 
 def test_the_generator_plants_one_gold_unit_and_a_paraphrase_per_case():
@@ -52,14 +53,28 @@ def test_the_perf_harness_writes_sane_json_on_a_tiny_model(tiny_lm, tmp_path):
     assert data["machine"]["cores"] >= 1 and data["machine"]["torch"]
     block = data["side_by_side"]["summary"]["8"]
     mine, naive = block["contenders"]["relyscope"], block["contenders"]["naive"]
-    assert mine["audits_per_second"] > 0 and naive["audits_per_second"] > 0
+    for entry in (mine, naive):
+        assert entry["audits_per_second"] == pytest.approx(1 / entry["seconds_per_audit"])
     assert naive["forward_passes_per_audit"] == 9  # the full prompt + 8 masks, one pass each
-    assert mine["tokens_per_audit"] < naive["tokens_per_audit"] * 3  # 8 masks + 4 held out
-    assert data["matmul_gflops"] > 0
-    assert 0 < data["flops_share"]["relyscope_n8"] < 5
+    rows = {r["contender"]: r for r in data["side_by_side"]["rows"]}
+    # the naive loop runs every token of every variant and keeps a logit at each of them
+    assert rows["naive"]["tokens"] == rows["naive"]["logit_positions"] == naive["tokens_per_audit"]
+    # FLOPs by hand: 2 x non-embedding parameters per token + 2 x LM head per kept logit
+    embed = tiny_lm.model.get_input_embeddings().weight.numel()
+    non_embedding = sum(p.numel() for p in tiny_lm.model.parameters()) - embed  # tied head
+    by_hand = {name: (2.0 * non_embedding * r["tokens"] + 2.0 * embed * r["logit_positions"])
+               / r["seconds"] / 1e9 / data["matmul_gflops"] for name, r in rows.items()}
+    assert data["flops_share"]["relyscope_n8"] == pytest.approx(by_hand["relyscope"], rel=1e-9)
+    assert data["flops_share"]["naive_n8"] == pytest.approx(by_hand["naive"], rel=1e-9)
+    # leave-one-out on 5 sources: 6 renderings; token counts checked against the renderings
+    renderer = tiny_lm.renderer(perf.perf_case(0))
+    rendered = [renderer.render()] + [renderer.render(Variant.without([u.id]))
+                                      for u in renderer.units]
     savings = data["loo_savings_5_sources"]
-    assert savings["naive"]["forward_passes"] == savings["both"]["forward_passes"] == 6
-    assert savings["both"]["tokens"] < savings["naive"]["tokens"]
+    assert savings["naive"]["tokens"] == sum(len(r.input_ids) for r in rendered)
+    prefixes = {tuple(r.input_ids[:k]) for r in rendered for k in range(1, len(r.input_ids) + 1)}
+    assert savings["token_trie"]["tokens"] == len(prefixes)  # each distinct prefix once
+    assert all(entry["forward_passes"] == 6 for entry in savings.values())
     assert [p["sources"] for p in data["curves"]["sources"]] == [2, 3]
     bf16 = data["other_dtypes"]["bfloat16"]
     if machine.native_bf16():

@@ -30,11 +30,28 @@ def run_of(n: int, *, grounded_share: float, top: float, seed: int, noise: float
                         top=top + float(rng.normal(0, noise))) for i in range(n)]
 
 
-def test_identical_runs_pass():
+def test_a_rerun_with_equal_numbers_passes_with_zero_differences():
     base = run_of(40, grounded_share=0.8, top=10, seed=1)
-    result = compare(base, base)
+    rerun = [Report.from_dict(json.loads(json.dumps(r.to_dict()))) for r in base]  # own objects
+    result = compare(base, rerun)
     assert result.passed
-    assert all(m.difference in (0.0, None) for m in result.metrics if m.name != "answer_agreement")
+    assert {m.name: m.difference for m in result.metrics} == {
+        "grounded": 0.0, "top_source_reliance": 0.0, "idle_sources": 0.0,
+        "answer_logprob": 0.0, "answer_agreement": 0.0}
+
+
+def test_a_small_shift_is_measured_exactly_and_passes_within_tolerance():
+    base = run_of(40, grounded_share=0.8, top=10, seed=1)
+    shifted = run_of(40, grounded_share=0.8, top=9.6, seed=1)  # the same draws, 0.4 nats lower
+    for report in shifted:
+        report.answer_logprob -= 1.0  # 0.1 nats per token over 10 tokens
+    result = compare(base, shifted)
+    by_name = {m.name: m for m in result.metrics}
+    assert by_name["top_source_reliance"].difference == pytest.approx(-0.4)
+    assert by_name["answer_logprob"].difference == pytest.approx(-0.1)
+    assert by_name["grounded"].difference == 0.0
+    assert result.passed  # both within their tolerances (1.0 nats, 0.25 nats per token)
+    assert not compare(base, run_of(40, grounded_share=0.8, top=8.5, seed=1)).passed
 
 
 def test_noise_alone_does_not_fail_the_gate():
@@ -127,7 +144,7 @@ def eval_rows():
 
 
 @pytest.mark.real_model
-def test_degraded_candidate_fails_identical_and_reseeded_pass_and_reruns_hit_the_cache(
+def test_degraded_candidate_fails_and_an_identical_rerun_passes_from_the_cache(
         eval_rows, real_lm, tmp_path):
     from relyscope.gate.runs import run_configuration
     from relyscope.models import CausalLM
@@ -144,16 +161,85 @@ def test_degraded_candidate_fails_identical_and_reseeded_pass_and_reruns_hit_the
     failure = ET.fromstring(junit_xml(bad).split("?>", 1)[1]).find(".//failure")
     assert failure is not None and "baseline" in failure.get("message")
 
-    reseeded_config = tmp_path / "reseeded.toml"
-    reseeded_config.write_text((EXAMPLES / "baseline.toml").read_text()
-                               .replace("top_k = 3", "top_k = 3\nseed = 5")
-                               .replace("../../relyscope", str(EXAMPLES.parent.parent /
-                                                                "relyscope")))
     fresh = CausalLM(real_lm.model, real_lm.tokenizer, model_id=real_lm.info.id,
                      revision=real_lm.info.revision, cache=SqliteScoreCache(cache_file))
     again = run_configuration(eval_rows, EXAMPLES / "baseline.toml", fresh)
     assert compare(baseline, again, settings).passed
     scoring_passes = fresh.cost.cache_misses
     assert scoring_passes == 0 and fresh.cost.cache_hits > 0  # the re-run reused every score
-    reseeded = run_configuration(eval_rows, reseeded_config, fresh)
-    assert compare(baseline, reseeded, settings).passed
+
+
+def _with_ablation(tmp_path, seed: int):
+    """baseline.toml plus context ablation with few masks (3 sources: 8 possible masks, 8
+    random draws), so the seed decides which masks are fit."""
+    path = tmp_path / f"ablation-seed{seed}.toml"
+    text = (EXAMPLES / "baseline.toml").read_text()
+    text = text.replace("top_k = 3", f"top_k = 3\nseed = {seed}")
+    text = text.replace('methods = "attention,loo"', 'methods = "attention,loo,ablation"\n'
+                                                     "ablations = 8")
+    path.write_text(text.replace("../../relyscope", str(EXAMPLES.parent.parent / "relyscope")))
+    return path
+
+
+@pytest.mark.real_model
+def test_a_reseeded_ablation_run_changes_the_ablation_scores_and_nothing_else(
+        eval_rows, real_lm, tmp_path):
+    from relyscope.gate.runs import run_configuration
+    from relyscope.models import CausalLM
+
+    lm = CausalLM(real_lm.model, real_lm.tokenizer, model_id=real_lm.info.id,
+                  revision="gate-reseed")
+    rows = eval_rows[:3]
+    seeded = run_configuration(rows, _with_ablation(tmp_path, 0), lm)
+    reseeded = run_configuration(rows, _with_ablation(tmp_path, 5), lm)
+    changed = 0
+    for a, b in zip(seeded, reseeded, strict=True):
+        assert (a.methods["ablation"]["seed"], b.methods["ablation"]["seed"]) == (0, 5)
+        assert a.answer == b.answer
+        assert [u.id for u in a.units] == [u.id for u in b.units]
+        for ua, ub in zip(a.units, b.units, strict=True):
+            assert ua.reliance["loo"] == ub.reliance["loo"]  # the seed does not touch these
+            assert ua.provenance["attention"] == ub.provenance["attention"]
+            changed += ua.reliance["ablation"] != ub.reliance["ablation"]
+    assert changed > 0  # ... and does change the surrogate's weights
+    settings = GateSettings.from_file(EXAMPLES / "thresholds.toml")
+    result = compare(seeded, reseeded, settings)
+    by_name = {m.name: m.difference for m in result.metrics}
+    assert by_name["top_source_reliance"] == 0.0 and by_name["answer_logprob"] == 0.0
+    assert result.passed
+
+
+@pytest.mark.real_model
+def test_the_gate_command_runs_both_configurations_and_writes_every_output(tmp_path, capsys):
+    from importlib import resources
+
+    rows = resources.files("relyscope").joinpath("data", "demo_eval.jsonl").read_text()
+    chosen = rows.splitlines()[::13]  # 4 queries spread over the corpus
+    eval_file = tmp_path / "eval.jsonl"
+    eval_file.write_text("\n".join(chosen) + "\n")
+    ids = [json.loads(line)["id"] for line in chosen]
+    junit, md, js = tmp_path / "gate.xml", tmp_path / "gate.md", tmp_path / "gate.json"
+    saved, cache = tmp_path / "runs", tmp_path / "scores.sqlite"
+    common = ["--eval", str(eval_file), "--thresholds", str(EXAMPLES / "thresholds.toml"),
+              "--cache", str(cache)]
+    code = main(["gate", *common, "--baseline", str(EXAMPLES / "baseline.toml"),
+                 "--candidate", str(EXAMPLES / "degraded.toml"), "--save-results", str(saved),
+                 "--junit", str(junit), "--markdown", str(md), "--json", str(js)])
+    assert code == 1
+    verdict = json.loads(js.read_text())
+    assert verdict["passed"] is False
+    regressed = {m["name"] for m in verdict["metrics"] if m["regressed"]}
+    assert regressed and regressed <= {"grounded", "top_source_reliance", "idle_sources",
+                                       "answer_logprob"}
+    xml = ET.fromstring(junit.read_text().split("?>", 1)[1])
+    assert xml.get("failures") == str(len(regressed))
+    assert "regression" in md.read_text()
+    for side in ("baseline", "candidate"):
+        lines = (saved / f"{side}.jsonl").read_text().splitlines()
+        assert [json.loads(line)["case_id"] for line in lines] == ids
+    capsys.readouterr()
+
+    same = main(["gate", *common, "--baseline", str(EXAMPLES / "baseline.toml"),
+                 "--candidate", str(EXAMPLES / "baseline.toml"), "--json", str(js)])
+    assert same == 0 and json.loads(js.read_text())["passed"] is True
+    assert "forward passes" in capsys.readouterr().err

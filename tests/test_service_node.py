@@ -44,8 +44,10 @@ client.Audit(request, {deadline: Date.now() + 120000}, (err, response) => {
 
 @pytest.fixture(scope="module")
 def node_modules(tmp_path_factory) -> Path:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node/npm are not installed on this machine")
+    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"the Node client test needs node and npm on PATH; missing: "
+                    f"{', '.join(missing)} (see the README's Development section)")
     folder = tmp_path_factory.mktemp("node-client")
     (folder / "package.json").write_text('{"name": "relyscope-node-client", "private": true}')
     try:
@@ -53,10 +55,11 @@ def node_modules(tmp_path_factory) -> Path:
                                "@grpc/grpc-js", "@grpc/proto-loader"], cwd=folder,
                               capture_output=True, text=True, timeout=240)
     except subprocess.TimeoutExpired:
-        pytest.skip("npm install of @grpc/grpc-js and @grpc/proto-loader timed out")
+        pytest.skip("npm install of @grpc/grpc-js and @grpc/proto-loader timed out after 240 s "
+                    "(the test needs the npm registry or a warm npm cache)")
     if done.returncode != 0:
-        pytest.skip(f"npm install of @grpc/grpc-js and @grpc/proto-loader failed: "
-                    f"{done.stderr.strip()[-500:]}")
+        pytest.skip(f"npm install of @grpc/grpc-js and @grpc/proto-loader failed (the test "
+                    f"needs the npm registry or a warm npm cache): {done.stderr.strip()[-500:]}")
     return folder
 
 

@@ -13,6 +13,10 @@ from tests.conftest import zelk_case
 PLAIN = ScoringOptions(layout="batch", reuse_prefix=False, target_only_logits=False,
                        max_batch_size=1)
 SEQUENCES = [(1, 2, 3, 4), (1, 2, 5), (1, 2, 3, 6, 7), (8, 9), (1, 2, 3), (8, 9, 1)]
+# The README's claim: trie scoring equals each variant's own pass within 4e-5 nats (float32
+# rounding: the kernels sum in another order). Measured on the real model, 22 variants: at most
+# 1.9e-5 per token and 3.1e-5 per answer, under SDPA (chunks 7, 64, 4096) and eager attention.
+TOLERANCE = 4e-5
 
 
 def test_the_trie_holds_each_distinct_prefix_once_in_depth_first_order():
@@ -54,7 +58,8 @@ def test_tree_scores_equal_plain_scores_on_the_real_model(real_lm, chunk):
     for g, w in zip(got, want, strict=True):
         assert len(g.token_logprobs) == len(w.token_logprobs)
         assert max(abs(a - b) for a, b in zip(g.token_logprobs, w.token_logprobs,
-                                              strict=True)) < 1e-4
+                                              strict=True)) < TOLERANCE
+        assert abs(g.total - w.total) < TOLERANCE
 
 
 def test_sequences_that_prefix_each_other_and_share_targets_score_right(tiny_lm):
@@ -68,17 +73,17 @@ def test_sequences_that_prefix_each_other_and_share_targets_score_right(tiny_lm)
                      options=PLAIN)
     for g, w in zip(tree.scorer.score(items), plain.scorer.score(items), strict=True):
         assert len(g.token_logprobs) == len(w.token_logprobs)
-        assert abs(g.total - w.total) < 1e-4
+        assert abs(g.total - w.total) < TOLERANCE
     assert tree.cost.tokens == len(full) + 2
 
 
-def test_sliding_window_models_fall_back_to_padded_batches(real_lm):
-    config = MistralConfig(vocab_size=len(real_lm.tokenizer), hidden_size=32,
+def test_sliding_window_models_fall_back_to_padded_batches(tiny_tokenizer):
+    config = MistralConfig(vocab_size=len(tiny_tokenizer), hidden_size=32,
                            intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
                            num_key_value_heads=2, sliding_window=16)
     model = MistralForCausalLM(config)
     assert not supports_tree_layout(model)
-    lm = CausalLM(model, real_lm.tokenizer, model_id="sw", revision="0")
+    lm = CausalLM(model, tiny_tokenizer, model_id="sw", revision="0")
     rendered = _variants(lm)[:4]
     lm.score(rendered)
     # padded batches: no trie, so more tokens than the distinct prefixes
@@ -96,4 +101,4 @@ def test_eager_attention_reads_the_tree_mask_as_additive(real_lm):
     with real_lm.eager_attention():
         got = tree.score(rendered)
     for g, w in zip(got, want, strict=True):
-        assert abs(g.total - w.total) < 1e-3
+        assert abs(g.total - w.total) < TOLERANCE
