@@ -6,7 +6,8 @@ out in one ``os.write`` on an ``O_APPEND`` descriptor followed by ``fsync``, so 
 leaves at most one torn final line; `ResultsFile.open` cuts such a tail away (a last line with
 no newline, or one that is not JSON) before anything is appended, and holds an exclusive lock
 so two runs never append to the same file. The record ids already present are what a resumed
-run skips.
+run skips. `relyscope audit CASES.jsonl --out reports.jsonl` appends its report lines through
+the same class, keyed by ``case_id`` (``ResultsFile.open(path, key="case_id")``).
 """
 
 from __future__ import annotations
@@ -75,10 +76,12 @@ class ResultsFile:
     path: Path
     done: dict[str, str] = field(default_factory=dict)  # record id -> status
     repaired_tail: bytes = b""
+    key: str = "record_id"  # the field that identifies a line
     _fd: int = -1
 
     @classmethod
-    def open(cls, path: str | Path) -> ResultsFile:
+    def open(cls, path: str | Path, *, key: str = "record_id") -> ResultsFile:
+        """`key`: the field that identifies a line (`record_id`; `case_id` for reports)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
@@ -86,8 +89,9 @@ class ResultsFile:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise ValueError(f"{path} is being written by another audit-logs run") from None
-        results = cls(path, _fd=fd)
+            command = "audit-logs" if key == "record_id" else "relyscope audit"
+            raise ValueError(f"{path} is being written by another {command} run") from None
+        results = cls(path, key=key, _fd=fd)
         try:
             results._load()
         except BaseException:
@@ -103,14 +107,14 @@ class ResultsFile:
             while item is not None:
                 number, start, raw = item
                 item = next(lines, None)
-                value = _parse(raw)
+                value = _parse(raw, self.key)
                 if value is None or not raw.endswith(b"\n"):
                     if item is None:  # a torn tail from a killed run: cut it away
                         self.repaired_tail = raw
                         break
                     raise ValueError(f"{self.path}:{number}: not a result line (not JSON with "
-                                     f"a record_id); the file was not written by audit-logs")
-                self.done.setdefault(str(value["record_id"]), str(value.get("status")))
+                                     f"a {self.key}); the file was not written by relyscope")
+                self.done.setdefault(str(value[self.key]), str(value.get("status", "ok")))
                 good_end = start + len(raw)
         if self.repaired_tail:
             os.ftruncate(self._fd, good_end)
@@ -118,16 +122,16 @@ class ResultsFile:
 
     def append(self, line: dict[str, Any]) -> None:
         """Write one complete line (one write, then fsync); never a second line for an id."""
-        record_id = line["record_id"]
+        record_id = str(line[self.key])
         if record_id in self.done:
-            raise ValueError(f"record {record_id!r} already has a result in {self.path}")
+            raise ValueError(f"{self.key} {record_id!r} already has a result in {self.path}")
         data = (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
         os.fsync(self._fd)
-        self.done[record_id] = line["status"]
+        self.done[record_id] = str(line.get("status", "ok"))
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -159,9 +163,9 @@ def _numbered(handle: Any) -> Iterator[tuple[int, int, bytes]]:
         offset += len(raw)
 
 
-def _parse(raw: bytes) -> dict[str, Any] | None:
+def _parse(raw: bytes, key: str = "record_id") -> dict[str, Any] | None:
     try:
         value = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
-    return value if isinstance(value, dict) and "record_id" in value else None
+    return value if isinstance(value, dict) and key in value else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from relyscope.cli.audit import write_outputs
+from relyscope.errors import CaseError
 from relyscope.report import markdown, read_reports
 
 
@@ -17,6 +18,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 def cmd_report(args: argparse.Namespace) -> int:
     reports = read_reports(args.reports)
+    if not reports:
+        raise CaseError("", "no reports in the file", record=args.reports)
     if args.html:
         write_outputs(reports, None, args.html)
     print(markdown(reports))

@@ -7,6 +7,10 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from relyscope.case import field_path
+from relyscope.errors import CaseError
 from relyscope.report.columns import reliance_columns
 from relyscope.report_model import Report
 
@@ -25,11 +29,42 @@ def jsonl_line(report: Report) -> str:
 
 
 def read_reports(path: str | Path) -> list[Report]:
+    """Reports from a report .json, a reports .jsonl, or an audit-logs results .jsonl (its ok
+    lines). Anything else is a `CaseError` naming the line and the field."""
     path = Path(path)
-    if path.suffix == ".jsonl":
-        return [Report.from_dict(json.loads(line))
-                for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [Report.from_dict(json.loads(path.read_text(encoding="utf-8")))]
+    if path.suffix != ".jsonl":
+        return [_report(path.read_bytes(), str(path))]
+    reports = []
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                report = _report(line, f"{path}:{number}")
+                if report is not None:
+                    reports.append(report)
+    return reports
+
+
+def _report(data: bytes, record: str) -> Report | None:
+    """One report (None for an audit-logs error line: it has none)."""
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CaseError("", f"not a report: not valid JSON ({err})", record=record) from None
+    if isinstance(value, dict) and "record_id" in value and "case_id" not in value:
+        if value.get("status") != "ok":  # an audit-logs results line
+            return None
+        value = value.get("report")
+    if not isinstance(value, dict):
+        raise CaseError("", f"not a report: a report is a JSON object, got "
+                            f"{type(value).__name__}", record=record)
+    try:
+        return Report.from_dict(value)
+    except ValidationError as err:
+        first = err.errors()[0]
+        message = f"{first['msg']} (not a valid report)".replace("\n", " ")
+        if first["type"] == "missing":
+            message = "missing: not a report written by relyscope audit or audit-logs"
+        raise CaseError(field_path(first["loc"]), message, record=record) from None
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
