@@ -22,8 +22,6 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from relyscope._proto.v1 import audit_pb2 as pb
-from relyscope._proto.v1 import audit_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
 from relyscope.case import Case
 from relyscope.config import AuditConfig
 from relyscope.protocol.convert import (
@@ -36,6 +34,8 @@ from relyscope.protocol.convert import (
 )
 from relyscope.protocol.defaults import DEFAULT_MAX_MESSAGE_BYTES
 from relyscope.report_model import Report
+from relyscope.v1 import audit_pb2 as pb
+from relyscope.v1 import audit_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
 
 
 class ServiceCallError(Exception):

@@ -173,8 +173,8 @@ def test_cli_refuses_a_100mb_case_file_in_under_2gb(tmp_path) -> None:
 
 @pytest.mark.real_model
 def test_cli_and_service_refuse_with_the_same_message(real_lm, tmp_path) -> None:
-    from relyscope._proto.v1 import audit_pb2 as pb
-    from relyscope._proto.v1 import audit_pb2_grpc
+    from relyscope.v1 import audit_pb2 as pb
+    from relyscope.v1 import audit_pb2_grpc
 
     case = long_case("The guild keeps them.")
     with pytest.raises(OverBudget) as library:

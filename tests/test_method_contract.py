@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 from pydantic import Field
 
-from relyscope._proto.v1 import audit_pb2 as pb
 from relyscope.audits import AuditMethod, MethodSettings, Outcome, registry, run_audit
 from relyscope.audits.base import AuditContext
 from relyscope.case import CaseError
@@ -23,6 +22,7 @@ from relyscope.protocol.convert import (
 )
 from relyscope.report import markdown, render_html
 from relyscope.report_model import Report
+from relyscope.v1 import audit_pb2 as pb
 from tests.conftest import zelk_case
 
 BUILT_IN = ("attention", "loo", "tools", "ablation", "tracing")

@@ -18,13 +18,13 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 from service_support import FAST, LOO, bad_request_field, five_source_case
 
-from relyscope._proto.v1 import audit_pb2 as pb
-from relyscope._proto.v1 import audit_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
 from relyscope.audits import run_audit
 from relyscope.client import Client, ServiceCallError
 from relyscope.config import AuditConfig
 from relyscope.protocol.convert import case_to_proto, config_to_proto, report_from_proto
 from relyscope.service.api.server import BackgroundServer, ServeOptions, message_size_options
+from relyscope.v1 import audit_pb2 as pb
+from relyscope.v1 import audit_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
 
 pytestmark = pytest.mark.real_model
 

@@ -17,9 +17,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from service_support import bad_request_field, five_source_case
 
-from relyscope._proto.v1 import audit_pb2 as pb
-from relyscope._proto.v1 import audit_pb2_grpc
 from relyscope.protocol.convert import case_to_proto
+from relyscope.v1 import audit_pb2 as pb
+from relyscope.v1 import audit_pb2_grpc
 
 pytestmark = pytest.mark.real_model
 

@@ -20,11 +20,11 @@ from service_support import (
     write_test_pki,
 )
 
-from relyscope._proto.v1 import audit_pb2 as pb
-from relyscope._proto.v1 import audit_pb2_grpc
 from relyscope.client import Client, ServiceCallError
 from relyscope.protocol.convert import case_to_proto, config_to_proto
 from relyscope.service.api.server import ServeOptions, exposure_warning
+from relyscope.v1 import audit_pb2 as pb
+from relyscope.v1 import audit_pb2_grpc
 
 pytestmark = pytest.mark.real_model
 

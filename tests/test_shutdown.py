@@ -22,11 +22,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from service_support import SYSTEM
 
-from relyscope._proto.v1 import audit_pb2 as pb
-from relyscope._proto.v1 import audit_pb2_grpc
 from relyscope.case import Case
 from relyscope.config import AuditConfig
 from relyscope.protocol.convert import case_to_proto, config_to_proto
+from relyscope.v1 import audit_pb2 as pb
+from relyscope.v1 import audit_pb2_grpc
 
 pytestmark = pytest.mark.real_model
 

@@ -18,10 +18,10 @@ from typing import Any
 
 from google.protobuf import struct_pb2
 
-from relyscope._proto.v1 import audit_pb2 as pb
 from relyscope.case import Case, CaseError
 from relyscope.config import LEGACY_SETTINGS, AuditConfig
 from relyscope.report_model import Report
+from relyscope.v1 import audit_pb2 as pb
 
 # -- Struct and small helpers ---------------------------------------------------------------
 

@@ -30,7 +30,6 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from relyscope._proto.v1 import audit_pb2, audit_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
 from relyscope.protocol.defaults import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT
 from relyscope.service.api.decoding import DecodingInterceptor
 from relyscope.service.api.drain import DrainInterceptor
@@ -38,6 +37,7 @@ from relyscope.service.api.servicers import AuditServicer, PipelineServicer, Ser
 from relyscope.service.engine import Engine, Loader, PipelineFactory
 from relyscope.service.jobs.celery_app import queue_name
 from relyscope.service.jobs.inprocess import InProcessJobs
+from relyscope.v1 import audit_pb2, audit_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
 
 if TYPE_CHECKING:
     from relyscope.service.jobs.redis_backend import RedisJobs

@@ -18,8 +18,6 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 
-from relyscope._proto.v1 import audit_pb2 as pb
-from relyscope._proto.v1 import audit_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
 from relyscope.case import Case, CaseError
 from relyscope.config import AuditConfig
 from relyscope.limits import OverBudget, check_chars, check_tokens
@@ -36,6 +34,8 @@ from relyscope.protocol.convert import (
 from relyscope.service.engine import Engine
 from relyscope.service.errors import JobError, ServiceError, classify, rich_status
 from relyscope.service.jobs.inprocess import InProcessJobs, Job, JobBackend, JobState
+from relyscope.v1 import audit_pb2 as pb
+from relyscope.v1 import audit_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
 
 T = TypeVar("T")
 

@@ -22,7 +22,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from relyscope._proto.v1 import audit_pb2 as relyscope_dot_v1_dot_audit__pb2
+from relyscope.v1 import audit_pb2 as relyscope_dot_v1_dot_audit__pb2
 
 
 DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1brelyscope/v1/pipeline.proto\x12\x0crelyscope.v1\x1a\x18relyscope/v1/audit.proto\".\n\x0bToolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\targuments\x18\x02 \x01(\t\"\xc3\x02\n\nAskRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x12\n\x05top_k\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12(\n\x05tools\x18\x04 \x03(\x0b\x32\x19.relyscope.v1.ToolRequest\x12(\n\x05\x61udit\x18\x05 \x01(\x0b\x32\x19.relyscope.v1.AuditConfig\x12\x13\n\x06system\x18\x06 \x01(\tH\x01\x88\x01\x01\x12<\n\nparameters\x18\x07 \x03(\x0b\x32(.relyscope.v1.AskRequest.ParametersEntry\x1aJ\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.relyscope.v1.Parameter:\x02\x38\x01\x42\x08\n\x06_top_kB\t\n\x07_system\"\xca\x01\n\x0b\x41skResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12 \n\x04\x63\x61se\x18\x02 \x01(\x0b\x32\x12.relyscope.v1.Case\x12$\n\x06report\x18\x03 \x01(\x0b\x32\x14.relyscope.v1.Report\x12\x37\n\x07timings\x18\x04 \x03(\x0b\x32&.relyscope.v1.AskResponse.TimingsEntry\x1a.\n\x0cTimingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x32M\n\x0fPipelineService\x12:\n\x03\x41sk\x12\x18.relyscope.v1.AskRequest\x1a\x19.relyscope.v1.AskResponseb\x06proto3')

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from relyscope._proto.v1 import pipeline_pb2 as relyscope_dot_v1_dot_pipeline__pb2
+from relyscope.v1 import pipeline_pb2 as relyscope_dot_v1_dot_pipeline__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
