@@ -41,7 +41,7 @@ from relyscope.report_model import Report
 CONTROL_KINDS = ("single", "parametric")
 AUDIT_VERDICTS = ("grounded", "parametric", "redundant-sources")
 BENCH_CONFIG = AuditConfig(method_settings={"ablation": {"ablations": 32},
-                                            "tracing": {"samples": 2, "top_units": 0}})
+                                            "tracing": {"samples": 1, "top_units": 0}})
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class QualitySettings:
     max_candidates: int = 120  # per kind
     seed: int = 0
     units: int = 4
-    paraphrase_per_kind: int = 2  # certified cases per kind re-audited with the paraphrase
+    paraphrase_per_kind: int = 0  # certified cases per kind re-audited with the paraphrase
     max_seconds: float | None = None  # stop drawing candidates after this; results stay valid
     extra_notes: tuple[str, ...] = field(default_factory=tuple)
 
