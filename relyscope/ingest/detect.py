@@ -9,7 +9,7 @@ from typing import Any
 
 from relyscope.case import CaseError
 from relyscope.ingest import langsmith, openai, openinference, otel_genai
-from relyscope.ingest.jsonio import JsonDoc, iter_json_docs
+from relyscope.ingest.jsonio import JsonDoc, dicts, iter_json_docs
 from relyscope.ingest.records import FORMATS, FormatName, LogRecord
 from relyscope.ingest.spans import flatten_attributes, is_otlp
 
@@ -73,10 +73,10 @@ def detect_value(value: Any) -> FormatName | None:
     if not isinstance(value, dict):
         return None
     if is_otlp(value):
-        keys = [kv.get("key", "") for rs in value.get("resourceSpans") or value.get(
-                    "resource_spans") or []
-                for ss in rs.get("scopeSpans") or rs.get("scope_spans") or []
-                for span in ss.get("spans") or [] for kv in span.get("attributes") or []]
+        keys = [kv.get("key") for rs in dicts(value.get("resourceSpans")
+                                              or value.get("resource_spans"))
+                for ss in dicts(rs.get("scopeSpans") or rs.get("scope_spans"))
+                for span in dicts(ss.get("spans")) for kv in dicts(span.get("attributes"))]
         return _span_format(keys)
     if "run_type" in value or "child_runs" in value:
         return "langsmith"
@@ -95,9 +95,11 @@ def detect_value(value: Any) -> FormatName | None:
     return None
 
 
-def _span_format(keys: Iterable[str]) -> FormatName | None:
+def _span_format(keys: Iterable[Any]) -> FormatName | None:
     gen_ai = False
     for key in keys:
+        if not isinstance(key, str):
+            continue
         if key == openinference.KIND or key.startswith(("llm.", "retrieval.documents")):
             return "openinference"
         gen_ai = gen_ai or key.startswith("gen_ai.")

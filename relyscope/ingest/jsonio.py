@@ -125,3 +125,12 @@ def first(mapping: dict[str, Any], *keys: str) -> Any:
         if value is not None:
             return value
     return None
+
+
+def dicts(value: Any) -> list[dict[str, Any]]:
+    """The objects of a JSON list (anything else in a log's place of a list gives none)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+#: What reading a log value of an unexpected shape raises (a record of it becomes an error).
+SHAPE_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError)

@@ -19,9 +19,11 @@ from typing import Any
 
 from relyscope.case import CaseError
 from relyscope.ingest.jsonio import (
+    SHAPE_ERRORS,
     JsonDoc,
     as_json_text,
     as_text,
+    dicts,
     first,
     iter_docs,
     maybe_json,
@@ -75,7 +77,7 @@ def records_from_docs(docs: Iterable[JsonDoc], *,
                               location=location, parse_arguments=parse_arguments)
         except CaseError as err:
             yield LogRecord(trace_id, location, FORMAT, error=err)
-        except (TypeError, ValueError, KeyError, AttributeError) as err:
+        except SHAPE_ERRORS as err:
             yield LogRecord(trace_id, location, FORMAT, error=CaseError(
                 "", f"unreadable run ({type(err).__name__}: {err})", record=trace_id))
         else:
@@ -84,18 +86,18 @@ def records_from_docs(docs: Iterable[JsonDoc], *,
 
 def _flatten(run: dict[str, Any], trace: str) -> Iterator[dict[str, Any]]:
     yield {**run, "_trace": str(run.get("trace_id") or trace)}
-    for child in run.get("child_runs") or []:
-        if isinstance(child, dict):
-            yield from _flatten(child, trace)
+    for child in dicts(run.get("child_runs")):
+        yield from _flatten(child, trace)
 
 
 def _by_trace(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     traces: dict[str, list[dict[str, Any]]] = {}
     seen: set[str] = set()
     for order, run in enumerate(runs):
-        if str(run["id"]) in seen:
+        key = str(run["id"]) if run.get("id") is not None else f"#{order}"  # a child without
+        if key in seen:
             continue
-        seen.add(str(run["id"]))
+        seen.add(key)
         traces.setdefault(run["_trace"], []).append({**run, "_order": order})
     for members in traces.values():
         members.sort(key=lambda r: (_time(r.get("start_time")), r["_order"]))
@@ -226,6 +228,6 @@ def _time(value: Any) -> float:
     if isinstance(value, str) and value:
         try:
             return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
+        except (ValueError, OverflowError, OSError):  # not a time, or out of range
             return 0.0
     return 0.0

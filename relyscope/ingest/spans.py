@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from relyscope.case import CaseError
-from relyscope.ingest.jsonio import JsonDoc, first
+from relyscope.ingest.jsonio import SHAPE_ERRORS, JsonDoc, dicts, first
 from relyscope.ingest.records import Conversation, LogRecord, build_case
 
 _HEX = re.compile(r"^(?:0x)?[0-9a-fA-F]+$")
@@ -93,15 +93,15 @@ def _resource_spans(value: dict[str, Any]) -> list[Any] | None:
 
 
 def _otlp(request: dict[str, Any], location: str) -> Iterator[Span | SpanError]:
-    for r_index, resource in enumerate(_resource_spans(request) or []):
-        scopes = first(resource, "scopeSpans", "scope_spans", "instrumentationLibrarySpans") or []
-        for s_index, scope in enumerate(scopes):
-            for index, raw in enumerate(scope.get("spans") or []):
+    for r_index, resource in enumerate(dicts(_resource_spans(request))):
+        scopes = first(resource, "scopeSpans", "scope_spans", "instrumentationLibrarySpans")
+        for s_index, scope in enumerate(dicts(scopes)):
+            for index, raw in enumerate(dicts(scope.get("spans"))):
                 where = f"{location}:resourceSpans[{r_index}].scopeSpans[{s_index}].spans[{index}]"
                 try:
                     yield _otlp_span(raw, where)
-                except (KeyError, TypeError, ValueError) as err:
-                    yield SpanError(where, f"unreadable span ({err})")
+                except SHAPE_ERRORS as err:
+                    yield SpanError(where, f"unreadable span ({type(err).__name__}: {err})")
 
 
 def _otlp_span(raw: dict[str, Any], where: str) -> Span:
@@ -166,6 +166,13 @@ def span_id_hex(value: Any, size: int) -> str:
 
 
 def _flat(raw: Any, location: str) -> Span | SpanError:
+    try:
+        return _flat_span(raw, location)
+    except SHAPE_ERRORS as err:
+        return SpanError(location, f"unreadable span ({type(err).__name__}: {err})")
+
+
+def _flat_span(raw: Any, location: str) -> Span | SpanError:
     if not isinstance(raw, dict):
         return SpanError(location, f"a span must be a JSON object, got {type(raw).__name__}")
     context = raw.get("context") if isinstance(raw.get("context"), dict) else {}
@@ -285,7 +292,7 @@ def trace_records(docs: Iterable[JsonDoc], fmt: str,
                               location=location, parse_arguments=parse_arguments)
         except CaseError as err:
             yield LogRecord(trace_id, location, fmt, error=err)
-        except (TypeError, ValueError, KeyError, AttributeError) as err:
+        except SHAPE_ERRORS as err:
             yield LogRecord(trace_id, location, fmt, error=CaseError(
                 "", f"unreadable trace ({type(err).__name__}: {err})", record=trace_id))
         else:
