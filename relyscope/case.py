@@ -163,12 +163,15 @@ class Case(_Model):
         for source in self.sources:
             if granularity == "sentence":
                 units.extend(
-                    Unit(id=f"{source.id}#{i}", kind="sentence", text=text, parent=source.id)
-                    for i, (text, _start) in enumerate(split_sentences(source.text))
+                    Unit(id=f"{source.id}#{i}", kind="sentence", text=text, parent=source.id,
+                         start=start, title=source.title)
+                    for i, (text, start) in enumerate(split_sentences(source.text))
                 )
             else:
-                units.append(Unit(id=source.id, kind="source", text=source.text))
-        units.extend(Unit(id=call.id, kind="tool_output", text=call.output)
+                units.append(Unit(id=source.id, kind="source", text=source.text,
+                                  title=source.title))
+        units.extend(Unit(id=call.id, kind="tool_output", text=call.output,
+                          title=f"{call.name}({call.arguments})")
                      for call in self.tool_calls)
         return units
 
@@ -181,6 +184,13 @@ class Unit:
     kind: UnitKind
     text: str
     parent: str | None = None
+    start: int = 0              # where `text` starts in its parent source (0: it is the source)
+    title: str | None = None    # the source's title; a tool call's name(arguments)
+
+    @property
+    def char_span(self) -> tuple[int, int]:
+        """[start, end) characters of the unit in its parent source (or in itself)."""
+        return self.start, self.start + len(self.text)
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[])")

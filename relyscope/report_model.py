@@ -9,14 +9,31 @@ from pydantic import BaseModel, Field
 
 from relyscope.case import UnitKind
 
+#: Unit texts longer than this are kept as their first SNIPPET_CHARS characters and "…".
+SNIPPET_CHARS = 400
+
+
+def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    """`text`, or its first `limit` characters (cut at a space when one is near) and "…"."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", limit - 40, limit)
+    return text[: cut if cut > 0 else limit].rstrip() + "…"
+
 
 class UnitReport(BaseModel):
+    """One unit: what it is (its text, or a snippet of it; where it sits in its parent
+    source), what the answer attended to in it and relied on it for, and the verdict."""
+
     id: str
     kind: UnitKind
     parent: str | None = None
     provenance: dict[str, float | None] = Field(default_factory=dict)
     reliance: dict[str, float | None] = Field(default_factory=dict)
     verdict: str | None = None
+    text: str | None = None                    # `snippet` of the unit's text
+    char_span: tuple[int, int] | None = None   # [start, end) in the parent source (or itself)
+    title: str | None = None                   # a source's title; a tool call's name(arguments)
 
 
 class ClaimReport(BaseModel):

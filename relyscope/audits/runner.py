@@ -46,7 +46,7 @@ from relyscope.config import AuditConfig
 from relyscope.errors import BudgetTooSmall
 from relyscope.models import CausalLM, Variant
 from relyscope.models.budget import check_input_budget
-from relyscope.report_model import Report, UnitReport
+from relyscope.report_model import Report, UnitReport, snippet
 
 
 def __getattr__(name: str) -> object:
@@ -220,7 +220,9 @@ def _build_report(ctx: AuditContext, results: dict[str, MethodResult],
         verdict = unit_verdict(unit_reliance(reliance, relative_scale, thresholds),
                                share, len(ctx.units), thresholds)
         units.append(UnitReport(id=unit.id, kind=unit.kind, parent=unit.parent,
-                                provenance=provenance, reliance=reliance, verdict=verdict))
+                                provenance=provenance, reliance=reliance, verdict=verdict,
+                                text=snippet(unit.text), char_span=unit.char_span,
+                                title=unit.title))
     loo = results.get("loo")
     singles = [s for s in (loo.scores.values() if loo else []) if s is not None]
     answer_tokens = len(ctx.full.target_ids)

@@ -250,6 +250,9 @@ def report_to_proto(report: Report) -> pb.Report:
             item.parent = unit.parent
         if unit.verdict is not None:
             item.verdict = unit.verdict
+        _set_optional(item, {"text": unit.text, "title": unit.title}, ("text", "title"))
+        if unit.char_span is not None:
+            item.char_span.start, item.char_span.end = unit.char_span
         scores_to_proto(unit.provenance, item.provenance)
         scores_to_proto(unit.reliance, item.reliance)
     to_struct(data["faithfulness"], message.faithfulness)
@@ -293,9 +296,11 @@ def _claim_from_proto(message: pb.Claim) -> dict[str, Any]:
 
 
 def report_from_proto(message: pb.Report) -> Report:
-    units = [{"id": u.id, "kind": u.kind, **_optional(u, ("parent", "verdict")),
+    units = [{"id": u.id, "kind": u.kind, **_optional(u, ("parent", "verdict", "text", "title")),
               "provenance": scores_from_proto(u.provenance),
-              "reliance": scores_from_proto(u.reliance)} for u in message.units]
+              "reliance": scores_from_proto(u.reliance),
+              **({"char_span": (u.char_span.start, u.char_span.end)}
+                 if u.HasField("char_span") else {})} for u in message.units]
     return Report.from_dict({
         "case_id": message.case_id, "answer": message.answer,
         "answer_logprob": message.answer_logprob, "answer_tokens": message.answer_tokens,

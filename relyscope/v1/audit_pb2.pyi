@@ -195,7 +195,7 @@ class Score(_message.Message):
     def __init__(self, value: _Optional[float] = ...) -> None: ...
 
 class UnitReport(_message.Message):
-    __slots__ = ("id", "kind", "parent", "provenance", "reliance", "verdict")
+    __slots__ = ("id", "kind", "parent", "provenance", "reliance", "verdict", "text", "char_span", "title")
     class ProvenanceEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -216,13 +216,19 @@ class UnitReport(_message.Message):
     PROVENANCE_FIELD_NUMBER: _ClassVar[int]
     RELIANCE_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    CHAR_SPAN_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: str
     parent: str
     provenance: _containers.MessageMap[str, Score]
     reliance: _containers.MessageMap[str, Score]
     verdict: str
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., parent: _Optional[str] = ..., provenance: _Optional[_Mapping[str, Score]] = ..., reliance: _Optional[_Mapping[str, Score]] = ..., verdict: _Optional[str] = ...) -> None: ...
+    text: str
+    char_span: ClaimSpan
+    title: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., parent: _Optional[str] = ..., provenance: _Optional[_Mapping[str, Score]] = ..., reliance: _Optional[_Mapping[str, Score]] = ..., verdict: _Optional[str] = ..., text: _Optional[str] = ..., char_span: _Optional[_Union[ClaimSpan, _Mapping]] = ..., title: _Optional[str] = ...) -> None: ...
 
 class UnitScores(_message.Message):
     __slots__ = ("scores",)
