@@ -40,13 +40,6 @@ def long_case(answer: str | None = None) -> Case:
     return Case.from_dict(data)
 
 
-def relyscope_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120
-                  ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "relyscope", *args], cwd=ROOT, text=True,
-                          capture_output=True, timeout=timeout,
-                          env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE", **(env or {})})
-
-
 # -- the budget itself -----------------------------------------------------------------------
 
 
@@ -135,15 +128,27 @@ def test_the_library_refuses_before_generating_an_answer(real_lm) -> None:
 
 @pytest.mark.real_model
 def test_cli_refuses_a_200k_character_source_without_an_answer_within_15s(tmp_path) -> None:
+    """15 s of the process's own CPU time (imports, model load, one tokenisation): wall time
+    on the shared test machine depends on its other load, so it is bounded loosely; before
+    the budget, generation over the whole prompt ran for minutes."""
     path = tmp_path / "long.json"
     path.write_text(json.dumps(long_case().to_dict()))
-    started = time.monotonic()
-    result = relyscope_cli("audit", str(path), "--methods", "attention")
-    elapsed = time.monotonic() - started
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert elapsed < 15, elapsed
-    assert "tokens (prompt + answer), over the model's context of 8192" in result.stderr
-    assert "Traceback" not in result.stderr
+    probe = ("import resource, subprocess, sys, json, time\n"
+             "started = time.monotonic()\n"
+             "rc = subprocess.run([sys.executable, '-m', 'relyscope', 'audit', sys.argv[1],"
+             " '--methods', 'attention'], capture_output=True, text=True)\n"
+             "use = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+             "print(json.dumps({'rc': rc.returncode, 'err': rc.stderr,"
+             " 'cpu': use.ru_utime + use.ru_stime, 'wall': time.monotonic() - started}))\n")
+    out = subprocess.run([sys.executable, "-c", probe, str(path)], cwd=ROOT, text=True,
+                         capture_output=True, timeout=180, check=True,
+                         env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    result = json.loads(out.stdout)
+    assert result["rc"] == 2, result["err"][-2000:]
+    assert result["cpu"] < 15, result
+    assert result["wall"] < 60, result
+    assert "tokens (prompt + answer), over the model's context of 8192" in result["err"]
+    assert "Traceback" not in result["err"]
 
 
 def test_cli_refuses_a_100mb_case_file_in_under_2gb(tmp_path) -> None:
