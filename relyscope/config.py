@@ -48,6 +48,13 @@ class Thresholds(_Model):
                                                  "at least this share of the largest weight")
     unstable_spearman: float = Field(default=0.5, description="rank correlation under "
                                                               "perturbation below which unstable")
+    proxy_logprob_per_token: float = Field(
+        default=-2.0, description="an audit by proxy (the answer came from another model) warns "
+                                  "when the audit model's mean log-prob per answer token is "
+                                  "below this")
+    proxy_agreement: float = Field(
+        default=0.5, description="an audit by proxy warns when the audit model's own greedy "
+                                 "answer holds less than this share of the answer's key terms")
 
 
 class AuditConfig(_Model):

@@ -93,6 +93,8 @@ class Report(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
     claims: list[ClaimReport] = Field(default_factory=list)  # per-claim attribution, if asked
+    # set when the answer came from another model than the audit model (relyscope.audits.proxy)
+    proxy: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

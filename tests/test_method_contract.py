@@ -26,6 +26,8 @@ from relyscope.v1 import audit_pb2 as pb
 from tests.conftest import zelk_case
 
 BUILT_IN = ("attention", "loo", "tools", "ablation", "tracing")
+# shipped but not in the default set (costly): knockout, head importance, gradients
+OPT_IN = ("knockout", "heads", "input_x_gradient", "integrated_gradients")
 
 
 class OffsetSettings(MethodSettings):
@@ -69,13 +71,15 @@ def uniform_provenance() -> Iterator[type[AuditMethod]]:
 
 
 def test_the_registry_knows_the_built_in_methods_in_priority_order():
-    assert registry.method_names() == BUILT_IN
+    assert registry.method_names() == BUILT_IN + OPT_IN
     assert registry.default_methods() == BUILT_IN
     assert registry.voting_methods() == ("loo", "tools", "ablation")
-    assert registry.methods_of_kind("provenance") == ("attention",)
-    assert registry.methods_of_kind("reliance") == ("loo", "tools", "ablation")
-    assert registry.methods_of_kind("localisation") == ("tracing",)
-    assert registry.unit_score_columns() == ("loo", "ablation", "tools", "tracing")
+    assert registry.methods_of_kind("provenance") == ("attention", "input_x_gradient",
+                                                      "integrated_gradients")
+    assert registry.methods_of_kind("reliance") == ("loo", "tools", "ablation", "knockout")
+    assert registry.methods_of_kind("localisation") == ("tracing", "heads")
+    assert registry.unit_score_columns() == ("loo", "ablation", "tools", "tracing", "knockout",
+                                             "heads")
     assert registry.method_class("loo").name == "loo"
 
 
@@ -120,9 +124,10 @@ def test_the_grpc_config_carries_a_new_method_and_its_settings(offset_method, ti
 
 
 def test_registered_methods_do_not_leak_between_tests(tiny_lm):
-    assert registry.method_names() == BUILT_IN
+    assert registry.method_names() == BUILT_IN + OPT_IN
     report = run_audit(zelk_case(), tiny_lm, AuditConfig(methods=("loo",)))
-    assert set(report.unit("d1").reliance) == {"loo", "ablation", "tools", "tracing"}
+    assert set(report.unit("d1").reliance) == {"loo", "ablation", "tools", "tracing",
+                                                "knockout", "heads"}
 
 
 def test_run_turns_a_budget_cut_in_compute_into_a_cut(tiny_lm):

@@ -23,6 +23,9 @@ from relyscope.config import AuditConfig
 from relyscope.models import (
     CausalLM,
     Edits,
+    GradientAttribution,
+    GradientMethod,
+    Knockout,
     Rendered,
     Renderer,
     ScoreItem,
@@ -233,3 +236,17 @@ class AuditContext:
         """Greedy continuation of a probe's prompt (one pass)."""
         return self._metered(lambda: self.lm.generate(self.render(probe).prompt_ids,
                                                       max_new_tokens=max_new_tokens))
+
+    def knockout_logprobs(self, knockouts: Sequence[Knockout], batch: int = 8) -> torch.Tensor:
+        """Answer log-prob of the full rendering with each knockout's attention edges
+        removed (one pass per knockout)."""
+        return self._metered(lambda: self.lm.knockout_logprobs(
+            self.full.input_ids, len(self.full.target_ids), knockouts, batch=batch))
+
+    def gradient_attribution(self, method: GradientMethod, baseline_positions: Sequence[int],
+                             steps: int, batch: int) -> GradientAttribution:
+        """Per-token gradient attributions of the full answer's log-prob (its forward+backward
+        passes charged as passes)."""
+        return self._metered(lambda: self.lm.gradient_attribution(
+            self.full.input_ids, len(self.full.target_ids), method=method,
+            baseline_positions=baseline_positions, steps=steps, batch=batch))

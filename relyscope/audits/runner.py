@@ -32,6 +32,7 @@ from relyscope.audits.base import (
 from relyscope.audits.claims import claim_reports, resolve_claims
 from relyscope.audits.method import AuditMethod
 from relyscope.audits.metrics import faithfulness, plan_probes, rank_correlation
+from relyscope.audits.proxy import proxy_block, proxy_warnings
 from relyscope.audits.registry import (
     method_class,
     method_names,
@@ -79,6 +80,7 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
     validate_for_audit(case, lm, config)
     check_input_budget(case, lm, config)  # before generating or scoring
     warnings: list[str] = []
+    generated = case.answer is None
     if case.answer is None:
         case = lm.answer(case, tool_mode=config.tool_mode)
         warnings.append("answer generated greedily by the audit model")
@@ -149,7 +151,9 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
     report = _build_report(ctx, results, faith, full.total, joint.total, stability)
     report.errors = errors
     report.partial = bool(cuts)
+    report.proxy = None if generated else proxy_block(ctx, full.total)  # before the cost
     report.warnings = warnings + [f"{name} cut: {why}" for name, why in cuts.items()]
+    report.warnings += proxy_warnings(report.proxy)
     spent = lm.cost - cost_before
     report.cost = {**spent.as_dict(), "forward_passes": budget.spent,
                    "seconds": time.monotonic() - started,

@@ -26,6 +26,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from relyscope.case import Case, Granularity
 from relyscope.errors import ContextOverflow
+from relyscope.models.gradients import GradientAttribution, GradientMethod, gradient_attribution
 from relyscope.models.hooks import (
     Edits,
     Span,
@@ -36,6 +37,7 @@ from relyscope.models.hooks import (
     span_states,
     token_embedding,
 )
+from relyscope.models.knockout import Knockout, knockout_answer_logprobs
 from relyscope.models.packaged import DEFAULT_MODEL, packaged_model_dir
 from relyscope.models.render import Rendered, Renderer, ToolMode
 from relyscope.models.scoring import (
@@ -142,6 +144,11 @@ class CausalLM:
         """Decoder layers a restoration can target."""
         return len(decoder_layers(self.model))
 
+    @property
+    def num_heads(self) -> int:
+        """Attention (query) heads per decoder layer, the heads a knockout can target."""
+        return int(self.model.config.num_attention_heads)
+
     def attention_pass(self, input_ids: Sequence[int]) -> tuple[torch.Tensor, ...]:
         """Per-layer attention weights [heads, L, L] of one sequence, under eager attention;
         counts one pass."""
@@ -173,6 +180,28 @@ class CausalLM:
         else:
             self._span_states.move_to_end(key)
         return states
+
+    def knockout_logprobs(self, input_ids: Sequence[int], target_len: int,
+                          knockouts: Sequence[Knockout], *, batch: int = 8) -> torch.Tensor:
+        """Answer log-prob (sum over the last `target_len` tokens) with each knockout's
+        attention edges removed, one row per knockout; a CPU float32 tensor. Counts its rows."""
+        values = knockout_answer_logprobs(self.model, input_ids, target_len, knockouts,
+                                          batch=batch)
+        self.cost.forward_passes += len(knockouts)
+        return values
+
+    def gradient_attribution(self, input_ids: Sequence[int], target_len: int, *,
+                             method: GradientMethod, baseline_positions: Sequence[int] = (),
+                             steps: int = 16, batch: int = 8) -> GradientAttribution:
+        """Per-token gradient attributions of the answer's log-prob (Captum, on the input
+        embeddings); the baseline puts the pad token at `baseline_positions`. Counts each
+        forward+backward pass (and the two plain passes of f(input), f(baseline))."""
+        result = gradient_attribution(self.model, input_ids, target_len, method=method,
+                                      baseline_positions=baseline_positions,
+                                      baseline_token=self.scorer.pad_token_id, steps=steps,
+                                      batch=batch)
+        self.cost.forward_passes += result.passes
+        return result
 
     def embedding_std(self) -> float:
         """The standard deviation of the token-embedding matrix (noise is scaled by it)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from jinja2 import Environment, select_autoescape
 
 from relyscope.report.columns import reliance_columns
+from relyscope.report.head_map import head_map_html
 from relyscope.report_model import Report
 
 _ENV = Environment(autoescape=select_autoescape(default=True), trim_blocks=True,
@@ -61,6 +62,7 @@ section{margin-bottom:3rem}
 </table>
 {% endfor %}
 {% endif %}
+{{ head_maps(r) }}
 {% if r.faithfulness %}
 <h3>Faithfulness of each method</h3>
 <table><tr><th>method</th><th>top-1 drop</th><th>top-3 drop</th><th>comprehensiveness</th>
@@ -107,7 +109,8 @@ def render_html(reports: Sequence[Report]) -> str:
         columns["attention_share"] = [u.provenance.get("attention_share") for u in r.units]
         scales[r.case_id] = {m: max((abs(v) for v in vs if v is not None), default=0.0)
                              for m, vs in columns.items()}
-    return _TEMPLATE.render(reports=reports, methods=methods, scales=scales, bar=_bar, num=_num)
+    return _TEMPLATE.render(reports=reports, methods=methods, scales=scales, bar=_bar, num=_num,
+                            head_maps=head_map_html)
 
 
 def write_html(reports: Sequence[Report], path: str | Path) -> None:
