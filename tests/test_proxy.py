@@ -101,3 +101,24 @@ def test_another_models_answer_is_a_proxy_audit(tmp_path: Path, real_lm: CausalL
                for w in low.warnings)
     if proxy["fit"] == "ok":
         assert not any("proxy fit too low" in w for w in other.warnings)
+
+
+def test_the_proxy_block_and_its_thresholds_cross_the_wire() -> None:
+    from relyscope.protocol.convert import (
+        config_from_proto,
+        config_to_proto,
+        report_from_proto,
+        report_to_proto,
+    )
+    from relyscope.report_model import Report
+
+    config = AuditConfig(thresholds={"proxy_logprob_per_token": -3.5, "proxy_agreement": 0.25})
+    assert config_from_proto(config_to_proto(config)) == config
+    block = {"answering_model": "gpt-4o-mini", "audit_model": "smollm2-135m-instruct",
+             "logprob_per_token": -1.25, "answer_tokens": 20, "agreement": 0.5,
+             "agrees": True, "key_terms": ["zelk"], "fit": "ok", "proxy_answer": None}
+    report = Report(case_id="c", answer="a", answer_logprob=-1.0, answer_tokens=2, proxy=block)
+    back = report_from_proto(report_to_proto(report))
+    assert back.proxy == block and isinstance(back.proxy["answer_tokens"], int)
+    plain = Report(case_id="c", answer="a", answer_logprob=-1.0, answer_tokens=2)
+    assert report_from_proto(report_to_proto(plain)).proxy is None

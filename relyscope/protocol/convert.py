@@ -163,7 +163,8 @@ _CONFIG_OPTIONAL = ("granularity", "tool_mode", "removal", "stability", "seed",
 # deprecated typed fields, read (AuditConfig moves them into method_settings), never written
 _CONFIG_LEGACY = tuple(LEGACY_SETTINGS)
 _THRESHOLDS = ("relied_drop", "attended_ratio", "parametric_logprob_per_token",
-               "redundancy_ratio", "ablation_relative", "unstable_spearman")
+               "redundancy_ratio", "ablation_relative", "unstable_spearman",
+               "proxy_logprob_per_token", "proxy_agreement")
 
 
 def config_from_proto(message: pb.AuditConfig | None) -> AuditConfig:
@@ -261,6 +262,8 @@ def report_to_proto(report: Report) -> pb.Report:
     _cost_to_proto(data["cost"], message.cost)
     for claim in data["claims"]:
         _claim_to_proto(claim, message.claims.add())
+    if data.get("proxy") is not None:
+        to_struct(data["proxy"], message.proxy)
     return message
 
 
@@ -309,7 +312,8 @@ def report_from_proto(message: pb.Report) -> Report:
         "methods": from_struct(message.methods), "errors": dict(message.errors),
         "cost": _cost_from_proto(message.cost), "settings": from_struct(message.settings),
         "warnings": list(message.warnings),
-        "claims": [_claim_from_proto(claim) for claim in message.claims]})
+        "claims": [_claim_from_proto(claim) for claim in message.claims],
+        "proxy": from_struct(message.proxy) if message.HasField("proxy") else None})
 
 
 # -- request parameters ---------------------------------------------------------------------------

@@ -127,20 +127,24 @@ class Claims(_message.Message):
     def __init__(self, auto: _Optional[bool] = ..., spans: _Optional[_Iterable[_Union[ClaimSpan, _Mapping]]] = ...) -> None: ...
 
 class Thresholds(_message.Message):
-    __slots__ = ("relied_drop", "attended_ratio", "parametric_logprob_per_token", "redundancy_ratio", "ablation_relative", "unstable_spearman")
+    __slots__ = ("relied_drop", "attended_ratio", "parametric_logprob_per_token", "redundancy_ratio", "ablation_relative", "unstable_spearman", "proxy_logprob_per_token", "proxy_agreement")
     RELIED_DROP_FIELD_NUMBER: _ClassVar[int]
     ATTENDED_RATIO_FIELD_NUMBER: _ClassVar[int]
     PARAMETRIC_LOGPROB_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     REDUNDANCY_RATIO_FIELD_NUMBER: _ClassVar[int]
     ABLATION_RELATIVE_FIELD_NUMBER: _ClassVar[int]
     UNSTABLE_SPEARMAN_FIELD_NUMBER: _ClassVar[int]
+    PROXY_LOGPROB_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PROXY_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
     relied_drop: float
     attended_ratio: float
     parametric_logprob_per_token: float
     redundancy_ratio: float
     ablation_relative: float
     unstable_spearman: float
-    def __init__(self, relied_drop: _Optional[float] = ..., attended_ratio: _Optional[float] = ..., parametric_logprob_per_token: _Optional[float] = ..., redundancy_ratio: _Optional[float] = ..., ablation_relative: _Optional[float] = ..., unstable_spearman: _Optional[float] = ...) -> None: ...
+    proxy_logprob_per_token: float
+    proxy_agreement: float
+    def __init__(self, relied_drop: _Optional[float] = ..., attended_ratio: _Optional[float] = ..., parametric_logprob_per_token: _Optional[float] = ..., redundancy_ratio: _Optional[float] = ..., ablation_relative: _Optional[float] = ..., unstable_spearman: _Optional[float] = ..., proxy_logprob_per_token: _Optional[float] = ..., proxy_agreement: _Optional[float] = ...) -> None: ...
 
 class AuditConfig(_message.Message):
     __slots__ = ("methods", "granularity", "tool_mode", "removal", "ablations", "ablation_keep_prob", "ablation_alpha", "lds_masks", "tracing_samples", "tracing_noise_scale", "tracing_window", "tracing_top_units", "tracing_in_distribution", "regenerate", "stability", "seed", "max_forward_passes", "max_seconds", "thresholds", "method_settings", "claims")
@@ -329,7 +333,7 @@ class Cost(_message.Message):
     def __init__(self, forward_passes: _Optional[int] = ..., model_calls: _Optional[int] = ..., tokens: _Optional[int] = ..., cache_hits: _Optional[int] = ..., cache_misses: _Optional[int] = ..., seconds: _Optional[float] = ..., shared_scoring_seconds: _Optional[float] = ..., per_method: _Optional[_Mapping[str, MethodCost]] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Report(_message.Message):
-    __slots__ = ("case_id", "answer", "answer_logprob", "answer_tokens", "partial", "units", "verdicts", "faithfulness", "methods", "errors", "cost", "settings", "warnings", "claims")
+    __slots__ = ("case_id", "answer", "answer_logprob", "answer_tokens", "partial", "units", "verdicts", "faithfulness", "methods", "errors", "cost", "settings", "warnings", "claims", "proxy")
     class ErrorsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -351,6 +355,7 @@ class Report(_message.Message):
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    PROXY_FIELD_NUMBER: _ClassVar[int]
     case_id: str
     answer: str
     answer_logprob: float
@@ -365,7 +370,8 @@ class Report(_message.Message):
     settings: _struct_pb2.Struct
     warnings: _containers.RepeatedScalarFieldContainer[str]
     claims: _containers.RepeatedCompositeFieldContainer[Claim]
-    def __init__(self, case_id: _Optional[str] = ..., answer: _Optional[str] = ..., answer_logprob: _Optional[float] = ..., answer_tokens: _Optional[int] = ..., partial: _Optional[bool] = ..., units: _Optional[_Iterable[_Union[UnitReport, _Mapping]]] = ..., verdicts: _Optional[_Iterable[str]] = ..., faithfulness: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., methods: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., errors: _Optional[_Mapping[str, str]] = ..., cost: _Optional[_Union[Cost, _Mapping]] = ..., settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., claims: _Optional[_Iterable[_Union[Claim, _Mapping]]] = ...) -> None: ...
+    proxy: _struct_pb2.Struct
+    def __init__(self, case_id: _Optional[str] = ..., answer: _Optional[str] = ..., answer_logprob: _Optional[float] = ..., answer_tokens: _Optional[int] = ..., partial: _Optional[bool] = ..., units: _Optional[_Iterable[_Union[UnitReport, _Mapping]]] = ..., verdicts: _Optional[_Iterable[str]] = ..., faithfulness: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., methods: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., errors: _Optional[_Mapping[str, str]] = ..., cost: _Optional[_Union[Cost, _Mapping]] = ..., settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., claims: _Optional[_Iterable[_Union[Claim, _Mapping]]] = ..., proxy: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class AuditRequest(_message.Message):
     __slots__ = ("id", "case", "config", "parameters")
