@@ -21,7 +21,6 @@ from google.protobuf import struct_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from relyscope._proto.v1 import audit_pb2 as pb
 from relyscope.case import Case, CaseError
 from relyscope.ingest import FORMATS, read_logs
 from relyscope.protocol.convert import (
@@ -32,6 +31,7 @@ from relyscope.protocol.convert import (
 )
 from relyscope.service.api.decoding import Undecodable, undecodable
 from relyscope.service.errors import classify
+from relyscope.v1 import audit_pb2 as pb
 
 ROOT = Path(__file__).resolve().parents[1]
 # derandomized: `make test` runs the same examples every time; a deeper hunt sets
