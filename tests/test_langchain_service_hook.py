@@ -97,6 +97,16 @@ def test_three_chain_runs_become_three_finished_audits(real_lm, retriever):
                 assert not report.partial, report.warnings
                 assert report.unit(planted).reliance["loo"] > 1.0  # the fact is in it
         hook.close()
+        # only the newest `jobs_kept` links stay, so a long-lived hook does not grow forever
+        small = ServiceAuditCallback(target, config=AuditConfig(methods=("attention",)),
+                                     jobs_kept=1)
+        second = uuid.uuid4()
+        for run_id in (uuid.uuid4(), second):
+            rag_chain(retriever, ["x"]).invoke(QA[0][0], config={"callbacks": [small],
+                                                                 "run_id": run_id})
+        assert small.flush(60) and small.stats["submitted"] == 2
+        assert list(small.jobs) == [second]
+        small.close()
 
 
 def test_server_down_the_chain_still_answers_and_the_failure_is_counted(retriever):

@@ -22,6 +22,7 @@ import queue
 import random
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,10 +52,11 @@ class ServiceAuditCallback(BaseCallbackHandler):
     `target` is a server address (a `Client` is made with `client_options`), or pass a
     `Client`. `sample_rate` is the share of root runs audited (seeded by `seed`); `config` is
     the audit configuration (None: the server's default). `queue_size` bounds the cases waiting
-    to be submitted. `submit_timeout` bounds one SubmitAudit call, but the server also takes
-    that call's deadline as the audit's time budget (the job comes back partial when it runs
-    longer), so it is off by default: a server that is down fails the call at once, and one
-    that hangs holds only the submitting thread while new cases are dropped and counted.
+    to be submitted; `jobs_kept` bounds the run id -> job id links kept (oldest forgotten).
+    `submit_timeout` bounds one SubmitAudit call, but the server also takes that call's
+    deadline as the audit's time budget (the job comes back partial when it runs longer), so
+    it is off by default: a server that is down fails the call at once, and one that hangs
+    holds only the submitting thread while new cases are dropped and counted.
     """
 
     raise_error = False  # LangChain logs a handler's exception instead of raising it
@@ -63,7 +65,7 @@ class ServiceAuditCallback(BaseCallbackHandler):
                  config: AuditConfig | None = None, queue_size: int = 256,
                  submit_timeout: float | None = None, seed: int | None = None,
                  on_submitted: Callable[[UUID, str], None] | None = None,
-                 **client_options: Any) -> None:
+                 jobs_kept: int = 10_000, **client_options: Any) -> None:
         if not 0.0 <= sample_rate <= 1.0:
             raise ValueError(f"sample_rate must be in [0, 1], got {sample_rate}")
         if queue_size < 1:
@@ -75,7 +77,8 @@ class ServiceAuditCallback(BaseCallbackHandler):
         self.config = config
         self.submit_timeout = submit_timeout
         self.on_submitted = on_submitted
-        self.jobs: dict[UUID, str] = {}  # run id -> job id
+        self.jobs: OrderedDict[UUID, str] = OrderedDict()  # run id -> job id, newest last
+        self.jobs_kept = jobs_kept  # the oldest links are forgotten beyond this many
         self.stats = dict.fromkeys(COUNTERS, 0)
         self._random = random.Random(seed)
         self._lock = threading.Lock()
@@ -262,6 +265,8 @@ class ServiceAuditCallback(BaseCallbackHandler):
             return
         with self._lock:
             self.jobs[item.run_id] = job_id
+            while len(self.jobs) > self.jobs_kept:
+                self.jobs.popitem(last=False)
             self.stats["submitted"] += 1
         if self.on_submitted is not None:
             try:
