@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field
@@ -90,10 +91,19 @@ def spearman_lds(predicted: np.ndarray, actual: np.ndarray) -> float | None:
 
 
 class AblationSettings(MethodSettings):
-    ablations: int = Field(default=64, ge=4, le=4096)  # training masks
+    # training masks; "auto": rounds of masks until the surrogate settles (below)
+    ablations: Annotated[int, Field(ge=4, le=4096)] | Literal["auto"] = 64
     keep_prob: float = Field(default=0.5, gt=0.0, lt=1.0)
     alpha: float = Field(default=0.01, gt=0.0)  # LASSO penalty per answer token
     lds_masks: int = Field(default=0, ge=0, le=1024)  # held-out masks; 0: cross-validated LDS
+    # ablations="auto": start with auto_start masks, add auto_step a round, and stop once the
+    # cross-validated LDS moved by at most auto_lds_tol and the top auto_top_k units stayed
+    # the same over a round, or at auto_cap masks
+    auto_start: int = Field(default=24, ge=8, le=4096)
+    auto_step: int = Field(default=8, ge=1, le=4096)
+    auto_cap: int = Field(default=128, ge=8, le=4096)
+    auto_lds_tol: float = Field(default=0.03, ge=0.0)
+    auto_top_k: int = Field(default=3, ge=1)
 
 
 class ContextAblation(AuditMethod):
@@ -109,19 +119,55 @@ class ContextAblation(AuditMethod):
         """Training masks and held-out (LDS) masks, seeded."""
         rng = np.random.default_rng(ctx.config.seed)
         n_units = len(ctx.unit_ids)
-        if exhaustive(settings.ablations, n_units, settings.keep_prob):
+        if exhaustive(_first_round(settings), n_units, settings.keep_prob):
             train = all_masks(n_units)
-        else:
-            train = random_masks(settings.ablations, n_units, settings.keep_prob, rng)
+        else:  # auto: up to the cap, used as a prefix round by round
+            train = random_masks(_most(settings), n_units, settings.keep_prob, rng)
         held_out = random_masks(settings.lds_masks, n_units, settings.keep_prob, rng)
         return train, held_out
 
     def plan(self, ctx: AuditContext) -> list[Probe]:
-        return [self._probe(ctx, mask) for mask in np.vstack(self.masks(ctx, self.settings(ctx)))]
+        settings = self.settings(ctx)
+        train, held_out = self.masks(ctx, settings)
+        return [self._probe(ctx, mask)
+                for mask in np.vstack([train[:_first_round(settings)], held_out])]
+
+    def _adaptive(self, ctx: AuditContext, settings: AblationSettings, train: np.ndarray
+                  ) -> tuple[int, str, list[dict[str, object]]]:
+        """How many of `train`'s masks to fit on, why it stopped there, and each round."""
+        used, rounds = min(settings.auto_start, len(train)), []
+        answer_tokens = len(ctx.full.target_ids)
+        previous: tuple[float | None, list[str]] | None = None
+        while True:
+            probes = [self._probe(ctx, mask) for mask in train[:used]]
+            scored, cut = ctx.score_available(probes)
+            if cut is not None:
+                return used, f"budget: {cut}", rounds
+            targets = np.array([scored[p].logit_prob for p in probes])
+            weights, _bias = fit_surrogate(train[:used], targets, settings.alpha, answer_tokens)
+            lds = cross_validated_lds(train[:used], targets, settings.alpha, ctx.config.seed,
+                                      answer_tokens)
+            top = [ctx.unit_ids[i] for i in np.argsort(-weights, kind="stable")
+                   [:settings.auto_top_k]]
+            rounds.append({"masks": used, "lds": lds, "top": top})
+            if (previous is not None and lds is not None and previous[0] is not None
+                    and abs(lds - previous[0]) <= settings.auto_lds_tol
+                    and set(top) == set(previous[1])):
+                return used, "settled: LDS and top-k unchanged over a round", rounds
+            if used >= len(train):
+                return used, f"cap of {len(train)} masks", rounds
+            previous = (lds, top)
+            used = min(used + settings.auto_step, len(train))
 
     def compute(self, ctx: AuditContext, settings: AblationSettings) -> Outcome:
         seed = ctx.config.seed
         train, held_out = self.masks(ctx, settings)
+        adaptive: dict[str, object] = {}
+        if settings.ablations == "auto" and not exhaustive(
+                _first_round(settings), len(ctx.unit_ids), settings.keep_prob):
+            used, stopped, rounds = self._adaptive(ctx, settings, train)
+            train = train[:used]
+            adaptive = {"masks_used": used, "stopped": stopped, "rounds": rounds}
         masks = np.vstack([train, held_out])
         probes = [self._probe(ctx, mask) for mask in masks]
         scored, cut = ctx.score_available(probes)
@@ -134,7 +180,8 @@ class ContextAblation(AuditMethod):
             "target": "log p/(1-p)",
             "distinct_masks": int(len({m.tobytes() for m in masks})),
             "design": "every mask once" if exhaustive(
-                settings.ablations, len(ctx.unit_ids), settings.keep_prob) else "random"}
+                _first_round(settings), len(ctx.unit_ids), settings.keep_prob) else "random",
+            **adaptive}
         if len(train_rows) < MIN_MASKS_TO_FIT:
             return Outcome(dict.fromkeys(ctx.unit_ids), extras, cut or "too few masks")
         answer_tokens = len(ctx.full.target_ids)
@@ -158,6 +205,7 @@ class ContextAblation(AuditMethod):
         ContextCite attributes a span of the answer), its cross-validated LDS alongside."""
         settings = self.settings(ctx)
         train, _held_out = self.masks(ctx, settings)
+        train = train[:result.extras.get("masks_used", len(train))]
         probes = [self._probe(ctx, mask) for mask in train]
         scored = ctx.cached(probes)
         rows = [i for i, p in enumerate(probes) if p in scored]
@@ -183,3 +231,12 @@ class ContextAblation(AuditMethod):
         if ok.sum() < 3:
             return None
         return spearman_lds(masks[ok].astype(np.float64) @ weights + bias, actual[ok])
+
+
+def _first_round(settings: AblationSettings) -> int:
+    """The masks planned up front: all of them, or auto's first round."""
+    return settings.auto_start if settings.ablations == "auto" else settings.ablations
+
+
+def _most(settings: AblationSettings) -> int:
+    return settings.auto_cap if settings.ablations == "auto" else settings.ablations

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from relyscope.audits.base import ANSWER, AuditContext, MethodResult, Probe
+from pydantic import Field
+
+from relyscope.audits.base import ANSWER, AuditContext, BudgetExhausted, MethodResult, Probe
+from relyscope.audits.hierarchy import expand_sentences
 from relyscope.audits.method import AuditMethod, MethodSettings, Outcome
 
 
 class LooSettings(MethodSettings):
     regenerate: bool = False  # also regenerate greedily without each unit (answer flips)
+    # hierarchical (source granularity): split into sentences the sources whose drop reaches
+    # expand_drop nats, at most max_expanded of them (relyscope.audits.hierarchy); None: off
+    expand_drop: float | None = None
+    max_expanded: int | None = Field(default=None, ge=1)
 
 
 class LeaveOneOut(AuditMethod):
@@ -31,6 +38,13 @@ class LeaveOneOut(AuditMethod):
             uid: scored[p].total for uid, p in probes.items() if p in scored}}
         if settings.regenerate and cut is None:
             extras["answer_flips"] = self._answer_flips(ctx, probes)
+        if (settings.expand_drop is not None and cut is None
+                and ctx.config.granularity == "source"):
+            try:
+                extras["hierarchy"] = expand_sentences(ctx, scores, settings.expand_drop,
+                                                       settings.max_expanded)
+            except BudgetExhausted as stop:
+                cut = f"hierarchy: {stop.reason}"
         return Outcome(scores, extras, cut)
 
     def claim_scores(self, ctx: AuditContext, result: MethodResult,

@@ -77,7 +77,9 @@ class AuditMethod(ABC):
             return cls.Settings.model_validate(config.method_settings.get(cls.name, {}))
         except ValidationError as err:
             first = err.errors()[0]
-            raise CaseError(field_path(("method_settings", cls.name, *first["loc"])),
+            loc = [part for part in first["loc"]  # union branch tags are not fields
+                   if isinstance(part, int) or str(part).isidentifier()]
+            raise CaseError(field_path(("method_settings", cls.name, *loc)),
                             first["msg"].removeprefix("Value error, ")) from None
 
     def settings(self, ctx: AuditContext) -> Any:
