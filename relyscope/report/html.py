@@ -8,13 +8,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jinja2 import Environment, select_autoescape
+from markupsafe import Markup
 
 from relyscope.report.columns import reliance_columns
+from relyscope.report.context import CSS as CONTEXT_CSS
+from relyscope.report.context import context_html
 from relyscope.report.head_map import head_map_html
 from relyscope.report_model import Report
 
 _ENV = Environment(autoescape=select_autoescape(default=True), trim_blocks=True,
                    lstrip_blocks=True)
+_ENV.globals.update(context_html=context_html, context_css=Markup(CONTEXT_CSS))
 
 _TEMPLATE = _ENV.from_string("""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>relyscope report</title>
@@ -26,6 +30,7 @@ border-bottom:1px solid #ddd;text-align:left;vertical-align:middle}th{background
 .rel{background:#d9822b}.neg{background:#aaa}.num{font-variant-numeric:tabular-nums}
 .verdict{font-weight:600}.note{color:#666;font-size:.9rem}.warn{color:#a33}
 section{margin-bottom:3rem}
+{{ context_css }}
 </style></head><body>
 <h1>relyscope audit report</h1>
 <p class="note">Provenance (attention: where the answer looked) is shown next to reliance
@@ -33,8 +38,9 @@ section{margin-bottom:3rem}
 {% for r in reports %}
 <section>
 <h2>{{ r.case_id }}{% if r.partial %} <span class="warn">(partial)</span>{% endif %}</h2>
-<p><b>Answer:</b> {{ r.answer }}<br>
-<b>Answer log-prob:</b> {{ "%.3f"|format(r.answer_logprob) }} over {{ r.answer_tokens }} tokens
+{{ context_html(r, "r" ~ loop.index) }}
+<h3>Scores per unit</h3>
+<p><b>Answer log-prob:</b> {{ "%.3f"|format(r.answer_logprob) }} over {{ r.answer_tokens }} tokens
 · <b>Verdicts:</b> <span class="verdict">{{ r.verdicts|join(", ") or "none" }}</span></p>
 <table><tr><th>unit</th><th>kind</th><th>attention share (provenance)</th>
 {% for m in methods %}<th>{{ m }} (reliance)</th>{% endfor %}<th>verdict</th></tr>
