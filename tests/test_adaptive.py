@@ -25,9 +25,13 @@ def test_auto_is_a_setting_and_nonsense_is_refused_by_field():
 
 def test_auto_stops_when_lds_and_top_k_settle_or_at_the_cap(real_lm, monkeypatch):
     monkeypatch.setattr(real_lm.scorer, "cache", MemoryScoreCache())
-    config = AuditConfig(methods=("ablation",), method_settings={"ablation": AUTO})
+    config = AuditConfig(methods=("ablation",), method_settings={"ablation": AUTO},
+                         claims="auto")
     report = run_audit(zelk_case(), real_lm, config)
     extras = report.methods["ablation"]
+    (claim,) = report.claims  # a claim's surrogate is fit on the masks the audit used
+    assert claim.extras["ablation"]["masks_fit"] == extras["masks_used"]
+    assert claim.top_units[0] == "d1"
     rounds = extras["rounds"]
     assert [r["masks"] for r in rounds] == list(range(16, extras["masks_used"] + 1, 8))
     assert extras["masks_fit"] == extras["masks_used"] <= 48
