@@ -57,6 +57,9 @@ class Thresholds(_Model):
                                  "answer holds less than this share of the answer's key terms")
 
 
+FAST_METHODS = ("attention", "learned")
+
+
 class AuditConfig(_Model):
     """What an audit runs and within which budget. Every field lands in the report.
 
@@ -79,6 +82,23 @@ class AuditConfig(_Model):
     # per-claim attribution: "auto" (the answer's sentences) or [start, end) character spans
     # of the answer; spans named here win over the case's own `claims`, "auto" does not
     claims: Claims | None = None
+    # "fast": attention + the learned attributor (a reliance estimate) + its verification
+    # masks, nothing else (FAST_METHODS), for sampling live traffic; "full": the audit above
+    preset: Literal["full", "fast"] = "full"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_methods(cls, data: Any) -> Any:
+        """The fast preset names its own methods; with others named it is an error."""
+        if not isinstance(data, dict) or data.get("preset") != "fast":
+            return data
+        given = data.get("methods")
+        if isinstance(given, str):
+            given = [m.strip() for m in given.split(",") if m.strip()]
+        if given is not None and tuple(given) != FAST_METHODS:
+            raise CaseError("preset", f"the fast preset runs {', '.join(FAST_METHODS)} and "
+                                      "nothing else; do not name other methods with it")
+        return {**data, "methods": FAST_METHODS}
 
     @field_validator("claims", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from relyscope.audits.ablation import ContextAblation
 from relyscope.audits.gradients import InputXGradient, IntegratedGradients
 from relyscope.audits.heads import HeadImportance
 from relyscope.audits.knockout import AttentionKnockout
+from relyscope.audits.learned import LearnedAttributor
 from relyscope.audits.loo import LeaveOneOut
 from relyscope.audits.method import AuditMethod, MethodSettings, NoSettings, Outcome
 from relyscope.audits.provenance import AttentionProvenance
@@ -20,5 +21,6 @@ from relyscope.audits.tracing import CausalTracing
 
 __all__ = ["AttentionKnockout", "AttentionProvenance", "AuditMethod", "CausalTracing",
            "ContextAblation", "HeadImportance", "InputXGradient", "IntegratedGradients",
-           "LeaveOneOut", "MethodSettings", "NoSettings", "Outcome", "ToolOutputAblation",
+           "LearnedAttributor", "LeaveOneOut", "MethodSettings", "NoSettings", "Outcome",
+           "ToolOutputAblation",
            "registry", "run_audit", "validate_config", "validate_for_audit"]

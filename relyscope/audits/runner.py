@@ -154,6 +154,10 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
     report.proxy = None if generated else proxy_block(ctx, full.total)  # before the cost
     report.warnings = warnings + [f"{name} cut: {why}" for name, why in cuts.items()]
     report.warnings += proxy_warnings(report.proxy)
+    for result in results.values():  # a method's own checks (the learned estimate's, say)
+        report.warnings += result.extras.get("warnings", [])
+        report.verdicts += [v for v in result.extras.get("audit_verdicts", [])
+                            if v not in report.verdicts]
     spent = lm.cost - cost_before
     report.cost = {**spent.as_dict(), "forward_passes": budget.spent,
                    "seconds": time.monotonic() - started,

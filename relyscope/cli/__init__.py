@@ -21,12 +21,13 @@ from relyscope.cli import (  # noqa: E402
     report,
     retrieval,
     serve,
+    train_attributor,
     worker,
 )
 from relyscope.errors import CaseError  # noqa: E402
 
 #: In the order `relyscope --help` lists them.
-COMMANDS = (demo, audit, report, retrieval, audit_logs, serve, worker, gate)
+COMMANDS = (demo, audit, report, retrieval, audit_logs, serve, worker, gate, train_attributor)
 
 __all__ = ["build_parser", "main"]
 

@@ -80,6 +80,10 @@ def add_audit_options(parser: argparse.ArgumentParser,
     parser.add_argument("--stability", action="store_true",
                         help="re-run leave-one-out under a paraphrased query")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fast", action="store_true",
+                        help="the fast preset: attention + the learned attributor (a reliance "
+                             "estimate) + its verification masks, nothing else (--methods is "
+                             "ignored)")
     parser.add_argument("--claims", type=parse_claims_option,
                         help="attribute each claim of the answer: 'auto' (its sentences) or "
                              "START:END,... character spans of the answer")
@@ -97,4 +101,6 @@ def audit_config_from(args: argparse.Namespace) -> AuditConfig:
         "granularity": args.granularity, "removal": args.removal,
         "max_forward_passes": args.max_passes, "max_seconds": args.max_seconds,
         "stability": args.stability, "seed": args.seed,
-        "claims": getattr(args, "claims", None)})
+        "claims": getattr(args, "claims", None),
+        **({"preset": "fast", "methods": None, "method_settings": {}}
+           if getattr(args, "fast", False) else {})})

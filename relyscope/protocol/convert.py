@@ -159,7 +159,7 @@ def case_to_proto(case: Case) -> pb.Case:
 # -- AuditConfig --------------------------------------------------------------------------------
 
 _CONFIG_OPTIONAL = ("granularity", "tool_mode", "removal", "stability", "seed",
-                    "max_forward_passes", "max_seconds")
+                    "max_forward_passes", "max_seconds", "preset")
 # deprecated typed fields, read (AuditConfig moves them into method_settings), never written
 _CONFIG_LEGACY = tuple(LEGACY_SETTINGS)
 _THRESHOLDS = ("relied_drop", "attended_ratio", "parametric_logprob_per_token",

@@ -147,7 +147,7 @@ class Thresholds(_message.Message):
     def __init__(self, relied_drop: _Optional[float] = ..., attended_ratio: _Optional[float] = ..., parametric_logprob_per_token: _Optional[float] = ..., redundancy_ratio: _Optional[float] = ..., ablation_relative: _Optional[float] = ..., unstable_spearman: _Optional[float] = ..., proxy_logprob_per_token: _Optional[float] = ..., proxy_agreement: _Optional[float] = ...) -> None: ...
 
 class AuditConfig(_message.Message):
-    __slots__ = ("methods", "granularity", "tool_mode", "removal", "ablations", "ablation_keep_prob", "ablation_alpha", "lds_masks", "tracing_samples", "tracing_noise_scale", "tracing_window", "tracing_top_units", "tracing_in_distribution", "regenerate", "stability", "seed", "max_forward_passes", "max_seconds", "thresholds", "method_settings", "claims")
+    __slots__ = ("methods", "granularity", "tool_mode", "removal", "ablations", "ablation_keep_prob", "ablation_alpha", "lds_masks", "tracing_samples", "tracing_noise_scale", "tracing_window", "tracing_top_units", "tracing_in_distribution", "regenerate", "stability", "seed", "max_forward_passes", "max_seconds", "thresholds", "method_settings", "claims", "preset")
     METHODS_FIELD_NUMBER: _ClassVar[int]
     GRANULARITY_FIELD_NUMBER: _ClassVar[int]
     TOOL_MODE_FIELD_NUMBER: _ClassVar[int]
@@ -169,6 +169,7 @@ class AuditConfig(_message.Message):
     THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     METHOD_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    PRESET_FIELD_NUMBER: _ClassVar[int]
     methods: _containers.RepeatedScalarFieldContainer[str]
     granularity: str
     tool_mode: str
@@ -190,7 +191,8 @@ class AuditConfig(_message.Message):
     thresholds: Thresholds
     method_settings: _struct_pb2.Struct
     claims: Claims
-    def __init__(self, methods: _Optional[_Iterable[str]] = ..., granularity: _Optional[str] = ..., tool_mode: _Optional[str] = ..., removal: _Optional[str] = ..., ablations: _Optional[int] = ..., ablation_keep_prob: _Optional[float] = ..., ablation_alpha: _Optional[float] = ..., lds_masks: _Optional[int] = ..., tracing_samples: _Optional[int] = ..., tracing_noise_scale: _Optional[float] = ..., tracing_window: _Optional[int] = ..., tracing_top_units: _Optional[int] = ..., tracing_in_distribution: _Optional[bool] = ..., regenerate: _Optional[bool] = ..., stability: _Optional[bool] = ..., seed: _Optional[int] = ..., max_forward_passes: _Optional[int] = ..., max_seconds: _Optional[float] = ..., thresholds: _Optional[_Union[Thresholds, _Mapping]] = ..., method_settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., claims: _Optional[_Union[Claims, _Mapping]] = ...) -> None: ...
+    preset: str
+    def __init__(self, methods: _Optional[_Iterable[str]] = ..., granularity: _Optional[str] = ..., tool_mode: _Optional[str] = ..., removal: _Optional[str] = ..., ablations: _Optional[int] = ..., ablation_keep_prob: _Optional[float] = ..., ablation_alpha: _Optional[float] = ..., lds_masks: _Optional[int] = ..., tracing_samples: _Optional[int] = ..., tracing_noise_scale: _Optional[float] = ..., tracing_window: _Optional[int] = ..., tracing_top_units: _Optional[int] = ..., tracing_in_distribution: _Optional[bool] = ..., regenerate: _Optional[bool] = ..., stability: _Optional[bool] = ..., seed: _Optional[int] = ..., max_forward_passes: _Optional[int] = ..., max_seconds: _Optional[float] = ..., thresholds: _Optional[_Union[Thresholds, _Mapping]] = ..., method_settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., claims: _Optional[_Union[Claims, _Mapping]] = ..., preset: _Optional[str] = ...) -> None: ...
 
 class Score(_message.Message):
     __slots__ = ("value",)

@@ -1,0 +1,127 @@
+"""The learned attributor: reliance estimated from one attention pass (AT2's idea).
+
+Each unit's score is a weighted sum of per-head attention features (attributor_features) with
+one weight per (layer, head), fit once per model on ablation outcomes (`relyscope
+train-attributor`). It is an estimate of reliance, never a measurement: it does not vote in
+verdicts, and every report checks it against real interventions (`verify` random keep/drop
+masks: the estimate's LDS on them; and a removal of its top-1 unit, which must cost at least
+`top1_ratio` of what the estimate predicts). An estimate that fails its own check adds a
+warning and the audit verdict `estimate-unreliable`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from relyscope.audits.ablation import random_masks, spearman_lds
+from relyscope.audits.attributor_features import row_features, unit_features
+from relyscope.audits.attributor_weights import weights_for
+from relyscope.audits.base import ANSWER, AuditContext, MethodResult, Probe
+from relyscope.audits.method import AuditMethod, MethodSettings, Outcome
+
+LABEL = "reliance estimate (learned attention attributor), not measured"
+UNRELIABLE = "estimate-unreliable"
+_VERIFY_SEED_OFFSET = 15_015  # verification masks never equal the ablation method's draws
+
+
+class LearnedSettings(MethodSettings):
+    weights: str | None = None  # a weights file; default: the packaged one for the model
+    verify: int = Field(default=8, ge=0, le=256)  # random masks checking the estimate
+    keep_prob: float = Field(default=0.5, gt=0.0, lt=1.0)
+    min_lds: float = Field(default=0.2, ge=-1.0, le=1.0)  # below: estimate-unreliable
+    top1_ratio: float = Field(default=0.5, ge=0.0)  # the top unit's removal must cost this share
+
+
+class LearnedAttributor(AuditMethod):
+    name = "learned"
+    kind = "reliance"
+    votes = False
+    default = False
+    priority = 5
+    column = 60
+    Settings = LearnedSettings
+
+    def _masks(self, ctx: AuditContext, settings: LearnedSettings) -> np.ndarray:
+        rng = np.random.default_rng(ctx.config.seed + _VERIFY_SEED_OFFSET)
+        return random_masks(settings.verify, len(ctx.unit_ids), settings.keep_prob, rng)
+
+    def _probe(self, ctx: AuditContext, mask: np.ndarray) -> Probe:
+        return ctx.removal([u for u, keep in zip(ctx.unit_ids, mask, strict=True)
+                            if not keep]), ANSWER
+
+    def plan(self, ctx: AuditContext) -> list[Probe]:
+        return [self._probe(ctx, m) for m in self._masks(ctx, self.settings(ctx))]
+
+    def compute(self, ctx: AuditContext, settings: LearnedSettings) -> Outcome:
+        info = ctx.lm.info
+        weights = weights_for(info.id, ctx.lm.num_layers, ctx.lm.num_heads, settings.weights)
+        before = ctx.passes
+        rows = row_features(ctx.attentions(), ctx.full, ctx.unit_ids)  # shared, cached pass
+        estimate_passes = ctx.passes - before
+        values = unit_features(rows) @ weights.vector()
+        scores: dict[str, float | None] = {
+            uid: float(v) for uid, v in zip(ctx.unit_ids, values, strict=True)}
+        extras: dict[str, object] = {
+            "label": LABEL, "estimate": True,
+            "estimate_forward_passes": estimate_passes,
+            "estimate_note": "features come from the attention pass provenance runs; "
+                             "0 when that pass was already run",
+            "weights": {"model_id": weights.model_id, "sha256": weights.weights_sha256,
+                        "validation_lds": weights.provenance.get("validation_lds"),
+                        "trained": weights.provenance.get("date")}}
+        check, cut = self._verify(ctx, settings, values)
+        extras["verification"] = check
+        if not check["reliable"]:
+            extras["warnings"] = [f"learned estimate failed its own check: {check['why']}"]
+            extras["audit_verdicts"] = [UNRELIABLE]
+        return Outcome(scores, extras, cut, detail=rows)
+
+    def _verify(self, ctx: AuditContext, settings: LearnedSettings, values: np.ndarray
+                ) -> tuple[dict[str, object], str | None]:
+        """The estimate against real interventions: LDS on `verify` masks, and the removal of
+        its top-1 unit (one more pass, none when another method already scored it)."""
+        before = ctx.passes
+        masks = self._masks(ctx, settings)
+        probes = [self._probe(ctx, m) for m in masks]
+        scored, cut = ctx.score_available(probes)
+        have = [i for i, p in enumerate(probes) if p in scored]
+        lds = None
+        if len(have) >= 3:
+            actual = np.array([scored[probes[i]].logit_prob for i in have])
+            lds = spearman_lds(masks[have].astype(np.float64) @ values, actual)
+        top = int(np.argmax(values))
+        predicted = float(values[top])
+        measured = survives = None
+        if cut is None and predicted > 0:
+            full = ctx.full_score().logit_prob
+            removed, cut = ctx.score_available([self._probe(
+                ctx, np.arange(len(values)) != top)])
+            if removed:
+                measured = full - next(iter(removed.values())).logit_prob
+                survives = measured >= settings.top1_ratio * predicted
+        elif predicted <= 0:
+            survives = True  # the estimate claims no reliance on any unit
+        why = []
+        if lds is not None and lds < settings.min_lds:
+            why.append(f"LDS {lds:.2f} on {len(have)} masks is below {settings.min_lds}")
+        if survives is False:
+            why.append(f"removing its top unit {ctx.unit_ids[top]} cost {measured:.2f}, less "
+                       f"than {settings.top1_ratio} x the estimated {predicted:.2f}")
+        return {"masks": len(have), "lds": lds, "min_lds": settings.min_lds,
+                "top1": ctx.unit_ids[top], "top1_estimated_drop": predicted,
+                "top1_measured_drop": measured, "top1_survives": survives,
+                "reliable": not why, "why": "; ".join(why) or None,
+                "forward_passes": ctx.passes - before}, cut
+
+    def claim_scores(self, ctx: AuditContext, result: MethodResult,
+                     token_span: tuple[int, int]) -> Outcome | None:
+        """The same weights on the claim's answer rows alone (no pass)."""
+        if result.detail is None:
+            return None
+        settings = self.settings(ctx)
+        info = ctx.lm.info
+        weights = weights_for(info.id, ctx.lm.num_layers, ctx.lm.num_heads, settings.weights)
+        values = unit_features(result.detail, token_span) @ weights.vector()
+        return Outcome({uid: float(v) for uid, v in zip(ctx.unit_ids, values, strict=True)},
+                       {"label": LABEL})
