@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from relyscope.errors import CaseError
+from relyscope.errors import CaseError, json_error
 from relyscope.limits import InputBudget, OverBudget, check_file_size, file_size_message
 
 __all__ = ["Case", "CaseError", "Claims", "Decoding", "Source", "ToolCall", "Unit", "iter_cases",
@@ -73,7 +73,7 @@ class ToolCall(_Model):
         try:
             return json.loads(self.arguments)
         except json.JSONDecodeError as err:
-            raise CaseError(f"tool_calls[{self.id}].arguments", f"not valid JSON: {err}") from err
+            raise CaseError(f"tool_calls[{self.id}].arguments", json_error(err)) from err
 
 
 class Decoding(_Model):
@@ -298,7 +298,7 @@ def _case_from_bytes(data: bytes, record: str) -> Case:
     except UnicodeDecodeError as err:
         raise CaseError("", f"not valid UTF-8 ({err})", record=record) from None
     except json.JSONDecodeError as err:
-        raise CaseError("", f"not valid JSON ({err})", record=record) from None
+        raise CaseError("", json_error(err), record=record) from None
     except RecursionError:
         raise CaseError("", "not valid JSON (nested too deeply)", record=record) from None
     return Case.from_dict(value, record=record)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 class CaseError(ValueError):
     """A case (or a field of it) is invalid. `field` names where, e.g. ``sources[2].id``."""
@@ -25,3 +27,16 @@ class BudgetTooSmall(ValueError):
 
 class ContextOverflow(ValueError):
     """A rendered case is longer than the model's context window."""
+
+
+def json_error(err: json.JSONDecodeError, *, what: str = "not valid JSON") -> str:
+    """A JSON syntax error as one clean phrase: ``not valid JSON: expecting ',' delimiter at
+    column 8`` (the line too when the text has several)."""
+    message = f"{err.msg[:1].lower()}{err.msg[1:]}"
+    if not err.doc.strip():
+        return f"{what}: the text is empty"
+    if err.pos >= len(err.doc.rstrip()):
+        return f"{what}: it ends early ({message} at the end)"
+    where = f"line {err.lineno}, column {err.colno}" if "\n" in err.doc.rstrip() else \
+        f"column {err.colno}"
+    return f"{what}: {message} at {where}"

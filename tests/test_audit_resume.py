@@ -122,3 +122,30 @@ def test_duplicate_case_ids_are_refused_before_any_audit(tmp_path: Path,
     assert main(["audit", str(cases), "--out", str(out)]) == 2
     assert "id: duplicate case id 'case000' (also case 1)" in capsys.readouterr().err
     assert not out.exists()
+
+
+# -- audit-logs: progress over every record, clean JSON error messages -------------------------
+
+
+def test_audit_logs_progress_counts_malformed_records_and_errors_read_cleanly(
+        tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from test_audit_logs import conversation, write_log
+
+    from relyscope.batch.results import read_results
+
+    bad_args = conversation(8)  # every fourth conversation calls a tool
+    bad_args["messages"][2]["tool_calls"][0]["function"]["arguments"] = '{"guild": 4'
+    log = write_log(tmp_path / "chat.jsonl", [
+        conversation(0), '{"id": "rec001", "messages": [', bad_args, '{"id": "x" "y"}',
+        conversation(5)])
+    out = tmp_path / "results.jsonl"
+    assert main(["audit-logs", str(log), "--out", str(out), "--model", str(tiny_model_dir),
+                 "--methods", "loo", "--strict-arguments"]) == 0
+    bar = capsys.readouterr().err
+    assert "5/5" in bar and "errors=3" in bar, bar  # 2 audited + 3 malformed, all counted
+    errors = {line["location"].rsplit(":", 1)[1]: line["error"]["message"]
+              for line in read_results(out) if line["status"] == "error"}
+    assert errors == {
+        "2": "not valid JSON: it ends early (expecting value at the end)",
+        "3": "not valid JSON: it ends early (expecting ',' delimiter at the end)",
+        "4": "not valid JSON: expecting ',' delimiter at column 12"}

@@ -145,8 +145,10 @@ def _audit_all(todo: list[LogRecord], results: ResultsFile, summary: BatchSummar
 
     if workers == 1 and lm is None:
         lm = model.load()
-    with tqdm(total=len(todo), unit="record", file=sys.stderr, disable=not progress,
-              dynamic_ncols=True, smoothing=0.05) as bar:
+    # malformed records already have their error lines: the bar counts them as done
+    with tqdm(total=len(todo) + summary.errors, initial=summary.errors, unit="record",
+              file=sys.stderr, disable=not progress, dynamic_ncols=True, smoothing=0.05) as bar:
+        bar.set_postfix(errors=summary.errors, refresh=False)
         if summary.skipped:
             bar.write(f"resuming: {summary.skipped} records already in {results.path}",
                       file=sys.stderr)

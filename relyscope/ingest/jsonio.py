@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from relyscope.errors import json_error
+
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 
@@ -39,8 +41,7 @@ def iter_json_docs(path: str | Path) -> Iterator[JsonDoc]:
             return
         except json.JSONDecodeError as err:
             if not _looks_like_jsonl(text):
-                yield JsonDoc(path, err.lineno,
-                              error=f"not valid JSON ({err.msg}, column {err.colno})")
+                yield JsonDoc(path, err.lineno, error=json_error(err))
                 return
         yield from _lines(path, text.splitlines())
         return
@@ -60,7 +61,7 @@ def _lines(path: Path, lines: Any) -> Iterator[JsonDoc]:
         try:
             yield JsonDoc(path, number, json.loads(line))
         except json.JSONDecodeError as err:
-            yield JsonDoc(path, number, error=f"not valid JSON ({err.msg}, column {err.colno})")
+            yield JsonDoc(path, number, error=json_error(err))
 
 
 def _looks_like_jsonl(text: str) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from relyscope.case import field_path
-from relyscope.errors import CaseError
+from relyscope.errors import CaseError, json_error
 from relyscope.report.columns import reliance_columns
 from relyscope.report_model import Report
 
@@ -48,8 +48,11 @@ def _report(data: bytes, record: str) -> Report | None:
     """One report (None for an audit-logs error line: it has none)."""
     try:
         value = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CaseError("", f"not a report: not valid JSON ({err})", record=record) from None
+    except UnicodeDecodeError as err:
+        raise CaseError("", f"not a report: not valid UTF-8 ({err})", record=record) from None
+    except json.JSONDecodeError as err:
+        raise CaseError("", json_error(err, what="not a report: not valid JSON"),
+                        record=record) from None
     if isinstance(value, dict) and "record_id" in value and "case_id" not in value:
         if value.get("status") != "ok":  # an audit-logs results line
             return None
