@@ -62,7 +62,7 @@ def test_knocking_out_the_planted_source_drops_the_answer(real_lm: CausalLM) -> 
 
 def test_knockout_method_in_an_audit(real_lm: CausalLM) -> None:
     case = load_case(EXAMPLE).with_answer(ANSWER)
-    config = AuditConfig(methods=("loo", "knockout"),
+    config = AuditConfig(methods=("loo", "knockout"), claims=[[0, len(ANSWER)], [15, len(ANSWER)]],
                          method_settings={"knockout": {"batch": 7}})
     report = run_audit(case, real_lm, config)
     scores = {u.id: u.reliance["knockout"] for u in report.units}
@@ -73,6 +73,13 @@ def test_knockout_method_in_an_audit(real_lm: CausalLM) -> None:
     assert abs(report.answer_logprob - extras["logprob_knocked"][PLANTED]
                - scores[PLANTED]) < 1e-9
     assert report.cost["per_method"]["knockout"]["forward_passes"] == len(report.units)
+    # per claim, from the same passes: a claim of the whole answer has the answer's drops; a
+    # claim of its second half ("was founded by Anna Roth.") has its own
+    whole, half = (claim.scores["knockout"] for claim in report.claims)
+    for uid, score in scores.items():
+        assert abs(whole[uid] - score) < 1e-4
+    assert half[PLANTED] > 5.0 and half != whole
+    assert report.cost["claims"]["forward_passes"] == 0
     # a layer window later than the model's depth is refused, naming the setting
     bad = AuditConfig(methods=("knockout",), method_settings={"knockout": {"layers": [0, 99]}})
     failed = run_audit(case, real_lm, bad)

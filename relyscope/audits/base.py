@@ -113,7 +113,6 @@ class AuditContext:
         self._rendered: dict[Probe, Rendered] = {}
         self._seconds_per_pass: float | None = None
         self._scores: dict[Probe, TargetScore] = {}
-        self._attentions: tuple[torch.Tensor, ...] | None = None
         self.full: Rendered = self.render((Variant(), ANSWER))
         lm.check_fits([self.full])
 
@@ -216,12 +215,9 @@ class AuditContext:
             raise BudgetExhausted(reason, {})
 
     def attentions(self) -> tuple[torch.Tensor, ...]:
-        """Per-layer attention weights [heads, L, L] of the full prompt + answer (one pass,
-        kept for the audit: every method reading attention shares it)."""
-        if self._attentions is None:
-            self.require(1)
-            self._attentions = self._metered(lambda: self.lm.attention_pass(self.full.input_ids))
-        return self._attentions
+        """Per-layer attention weights [heads, L, L] of the full prompt + answer (one pass)."""
+        self.require(1)
+        return self._metered(lambda: self.lm.attention_pass(self.full.input_ids))
 
     def edited_logprobs(self, edits: Edits) -> torch.Tensor:
         """Answer log-prob per row of the full prompt + answer under `edits` (rows passes)."""
@@ -242,9 +238,9 @@ class AuditContext:
                                                       max_new_tokens=max_new_tokens))
 
     def knockout_logprobs(self, knockouts: Sequence[Knockout], batch: int = 8) -> torch.Tensor:
-        """Answer log-prob of the full rendering with each knockout's attention edges
-        removed (one pass per knockout)."""
-        return self._metered(lambda: self.lm.knockout_logprobs(
+        """Log-prob of each answer token of the full rendering with each knockout's attention
+        edges removed: [knockouts, answer tokens] (one pass per knockout)."""
+        return self._metered(lambda: self.lm.knockout_token_logprobs(
             self.full.input_ids, len(self.full.target_ids), knockouts, batch=batch))
 
     def gradient_attribution(self, method: GradientMethod, baseline_positions: Sequence[int],

@@ -75,7 +75,7 @@ class HeadImportance(AuditMethod):
         windows = [tuple(range(first, min(n_layers, first + settings.window)))
                    for first in range(0, n_layers, settings.window)]
         values = ctx.knockout_logprobs([Knockout(answer, (span,), layers=w) for w in windows],
-                                       batch=settings.batch)
+                                       batch=settings.batch).sum(-1)
         window_drops = [full - float(v) for v in values]
         order = sorted(range(len(windows)), key=lambda i: -window_drops[i])
         kept = sorted(i for i in order[:settings.windows_kept]
@@ -83,7 +83,8 @@ class HeadImportance(AuditMethod):
         layers = [layer for i in kept for layer in windows[i]]
         knockouts = [Knockout(answer, (span,), layers=(layer,), heads=(head,))
                      for layer in layers for head in range(n_heads)]
-        head_values = ctx.knockout_logprobs(knockouts, batch=settings.batch) if knockouts else []
+        head_values = (ctx.knockout_logprobs(knockouts, batch=settings.batch).sum(-1)
+                       if knockouts else [])
         drops = [[round(full - float(head_values[r * n_heads + h]), 4) for h in range(n_heads)]
                  for r in range(len(layers))]
         return {"windows": [{"layers": [w[0], w[-1]], "drop": round(d, 4)}

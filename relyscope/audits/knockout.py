@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from relyscope.audits.base import AuditContext
+from relyscope.audits.base import AuditContext, MethodResult
 from relyscope.audits.method import AuditMethod, MethodSettings, Outcome
 from relyscope.errors import CaseError
 from relyscope.models import Knockout, Span
@@ -70,8 +70,9 @@ class AttentionKnockout(AuditMethod):
                      for uid, span in spans.items() if span[1] > span[0]}
         ctx.require(len(knockouts))
         full = ctx.full_score().total
-        values = ctx.knockout_logprobs(list(knockouts.values()), batch=settings.batch)
-        knocked = dict(zip(knockouts, (float(v) for v in values), strict=True))
+        tokens = ctx.knockout_logprobs(list(knockouts.values()), batch=settings.batch)
+        per_token = dict(zip(knockouts, tokens, strict=True))
+        knocked = {uid: float(row.sum()) for uid, row in per_token.items()}
         scores: dict[str, float | None] = {
             uid: (full - knocked[uid]) if uid in knocked else 0.0 for uid in ctx.unit_ids}
         extras: dict[str, Any] = {
@@ -80,4 +81,15 @@ class AttentionKnockout(AuditMethod):
             "queries": "every position after the unit" if settings.later_positions
                        else "the answer's positions",
             "mask": "4D attention mask per layer"}
-        return Outcome(scores, extras)
+        return Outcome(scores, extras, detail=per_token)
+
+    def claim_scores(self, ctx: AuditContext, result: MethodResult,
+                     token_span: tuple[int, int]) -> Outcome | None:
+        """Each knockout's drop in the claim's answer tokens alone, from the same passes."""
+        per_token = result.detail
+        if not isinstance(per_token, dict):
+            return None  # cut before it ran
+        start, end = token_span
+        full = ctx.full_score().tokens(start, end).total
+        return Outcome({uid: (full - float(per_token[uid][start:end].sum()))
+                        if uid in per_token else 0.0 for uid in ctx.unit_ids})

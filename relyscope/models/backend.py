@@ -37,7 +37,11 @@ from relyscope.models.hooks import (
     span_states,
     token_embedding,
 )
-from relyscope.models.knockout import Knockout, knockout_answer_logprobs
+from relyscope.models.knockout import (
+    Knockout,
+    knockout_answer_logprobs,
+    knockout_token_logprobs,
+)
 from relyscope.models.packaged import DEFAULT_MODEL, packaged_model_dir
 from relyscope.models.render import Rendered, Renderer, ToolMode
 from relyscope.models.scoring import (
@@ -187,6 +191,15 @@ class CausalLM:
         attention edges removed, one row per knockout; a CPU float32 tensor. Counts its rows."""
         values = knockout_answer_logprobs(self.model, input_ids, target_len, knockouts,
                                           batch=batch)
+        self.cost.forward_passes += len(knockouts)
+        return values
+
+    def knockout_token_logprobs(self, input_ids: Sequence[int], target_len: int,
+                                knockouts: Sequence[Knockout], *, batch: int = 8
+                                ) -> torch.Tensor:
+        """`knockout_logprobs` per answer token: [knockouts, target_len]. Counts its rows."""
+        values = knockout_token_logprobs(self.model, input_ids, target_len, knockouts,
+                                         batch=batch)
         self.cost.forward_passes += len(knockouts)
         return values
 

@@ -91,11 +91,19 @@ def supports_knockout(model: nn.Module) -> bool:
     return model.config._attn_implementation in ("sdpa", "eager")  # type: ignore[union-attr]
 
 
-@torch.inference_mode()
 def knockout_answer_logprobs(model: nn.Module, input_ids: Sequence[int], target_len: int,
                              knockouts: Sequence[Knockout], *, batch: int = 8) -> torch.Tensor:
     """Sum of the last `target_len` tokens' log-probs with each knockout's edges removed, one
     row per knockout; a CPU float32 tensor [len(knockouts)]."""
+    return knockout_token_logprobs(model, input_ids, target_len, knockouts,
+                                   batch=batch).sum(-1)
+
+
+@torch.inference_mode()
+def knockout_token_logprobs(model: nn.Module, input_ids: Sequence[int], target_len: int,
+                            knockouts: Sequence[Knockout], *, batch: int = 8) -> torch.Tensor:
+    """Log-prob of each of the last `target_len` tokens with each knockout's edges removed;
+    a CPU float32 tensor [len(knockouts), target_len]."""
     if not supports_knockout(model):
         raise TypeError("attention knockout needs sdpa or eager attention, not "
                         f"{model.config._attn_implementation}")  # type: ignore[union-attr]
@@ -124,5 +132,5 @@ def knockout_answer_logprobs(model: nn.Module, input_ids: Sequence[int], target_
         finally:
             for handle in handles:
                 handle.remove()
-        values.append(token_logprobs(logits[:, :-1, :], ids[:, -target_len:]).sum(-1).cpu())
-    return torch.cat(values) if values else torch.empty(0)
+        values.append(token_logprobs(logits[:, :-1, :], ids[:, -target_len:]).cpu())
+    return torch.cat(values) if values else torch.empty(0, target_len)
