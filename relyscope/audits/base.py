@@ -113,6 +113,7 @@ class AuditContext:
         self._rendered: dict[Probe, Rendered] = {}
         self._seconds_per_pass: float | None = None
         self._scores: dict[Probe, TargetScore] = {}
+        self._attentions: tuple[torch.Tensor, ...] | None = None
         self.full: Rendered = self.render((Variant(), ANSWER))
         lm.check_fits([self.full])
 
@@ -215,9 +216,12 @@ class AuditContext:
             raise BudgetExhausted(reason, {})
 
     def attentions(self) -> tuple[torch.Tensor, ...]:
-        """Per-layer attention weights [heads, L, L] of the full prompt + answer (one pass)."""
-        self.require(1)
-        return self._metered(lambda: self.lm.attention_pass(self.full.input_ids))
+        """Per-layer attention weights [heads, L, L] of the full prompt + answer (one pass,
+        kept for the audit: every method reading attention shares it)."""
+        if self._attentions is None:
+            self.require(1)
+            self._attentions = self._metered(lambda: self.lm.attention_pass(self.full.input_ids))
+        return self._attentions
 
     def edited_logprobs(self, edits: Edits) -> torch.Tensor:
         """Answer log-prob per row of the full prompt + answer under `edits` (rows passes)."""
