@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -149,3 +150,25 @@ def test_audit_logs_progress_counts_malformed_records_and_errors_read_cleanly(
         "2": "not valid JSON: it ends early (expecting value at the end)",
         "3": "not valid JSON: it ends early (expecting ',' delimiter at the end)",
         "4": "not valid JSON: expecting ',' delimiter at column 12"}
+
+
+def test_the_readme_log_records_are_each_read_as_one_case(tmp_path: Path) -> None:
+    from relyscope.ingest.detect import read_logs
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- log-records")[1].split("<!-- /log-records -->")[0]
+    blocks = re.findall(r"```jsonl\n(.*?)```", section, re.DOTALL)
+    assert len(blocks) == 4
+    formats = []
+    for number, block in enumerate(blocks):
+        log = tmp_path / f"record{number}.jsonl"
+        log.write_text(block, encoding="utf-8")
+        records = list(read_logs([log]))
+        assert len(records) == 1 and records[0].case is not None, records[0].error
+        case = records[0].case
+        assert case.query == "Who founded the Zelk guild?"
+        assert [(s.id, s.text) for s in case.sources] == [
+            ("d1", "The Zelk guild was founded by Anna Roth.")]
+        assert case.answer == "Anna Roth founded it."
+        formats.append(records[0].format)
+    assert formats == ["openai", "openinference", "otel_genai", "langsmith"]
