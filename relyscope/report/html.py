@@ -1,5 +1,7 @@
-"""A self-contained HTML report (no scripts, no network): attention next to reliance per unit,
-the causal-tracing layer profile, verdicts and the audit's own faithfulness."""
+"""A self-contained HTML report (no scripts, no network): the context view (the answer and its
+claims, every source highlighted by attention and by reliance, tool calls; report/context.py),
+attention next to reliance per unit, the causal-tracing layer profile, verdicts and the audit's
+own faithfulness."""
 
 from __future__ import annotations
 
