@@ -26,8 +26,10 @@ from relyscope.v1 import audit_pb2 as pb
 from tests.conftest import zelk_case
 
 BUILT_IN = ("attention", "loo", "tools", "ablation", "tracing")
-# shipped but not in the default set (costly): knockout, head importance, gradients
-OPT_IN = ("knockout", "heads", "input_x_gradient", "integrated_gradients")
+# shipped but not in the default set: the learned attributor, and (costly) knockout, head
+# importance, gradients; every registered method in priority order
+ALL = ("attention", "learned", "loo", "tools", "ablation", "tracing", "knockout", "heads",
+       "input_x_gradient", "integrated_gradients")
 
 
 class OffsetSettings(MethodSettings):
@@ -71,24 +73,27 @@ def uniform_provenance() -> Iterator[type[AuditMethod]]:
 
 
 def test_the_registry_knows_the_built_in_methods_in_priority_order():
-    assert registry.method_names() == BUILT_IN + OPT_IN
+    assert registry.method_names() == ALL
     assert registry.default_methods() == BUILT_IN
     assert registry.voting_methods() == ("loo", "tools", "ablation")
     assert registry.methods_of_kind("provenance") == ("attention", "input_x_gradient",
                                                       "integrated_gradients")
-    assert registry.methods_of_kind("reliance") == ("loo", "tools", "ablation", "knockout")
+    assert registry.methods_of_kind("reliance") == ("learned", "loo", "tools", "ablation",
+                                                    "knockout")
     assert registry.methods_of_kind("localisation") == ("tracing", "heads")
     assert registry.unit_score_columns() == ("loo", "ablation", "tools", "tracing", "knockout",
-                                             "heads")
+                                             "heads", "learned")
     assert registry.method_class("loo").name == "loo"
 
 
 def test_a_new_method_is_registered_by_subclassing_and_reaches_the_report(offset_method,
                                                                          tiny_lm):
-    assert registry.method_names() == ("attention", "loo", "tools", "ablation", "offset",
-                                       "tracing")
+    assert registry.method_names() == ("attention", "learned", "loo", "tools", "ablation",
+                                       "offset", "tracing", "knockout", "heads",
+                                       "input_x_gradient", "integrated_gradients")
     assert "offset" not in registry.default_methods()
-    assert registry.methods_of_kind("reliance")[-1] == "offset"
+    assert registry.methods_of_kind("reliance") == ("learned", "loo", "tools", "ablation",
+                                                    "offset", "knockout")
     config = AuditConfig(methods=("loo", "offset"), method_settings={"offset": {"offset": 2.5}})
     report = run_audit(zelk_case(), tiny_lm, config)
     ids = [u.id for u in report.units]
@@ -124,10 +129,10 @@ def test_the_grpc_config_carries_a_new_method_and_its_settings(offset_method, ti
 
 
 def test_registered_methods_do_not_leak_between_tests(tiny_lm):
-    assert registry.method_names() == BUILT_IN + OPT_IN
+    assert registry.method_names() == ALL
     report = run_audit(zelk_case(), tiny_lm, AuditConfig(methods=("loo",)))
     assert set(report.unit("d1").reliance) == {"loo", "ablation", "tools", "tracing",
-                                                "knockout", "heads"}
+                                                "knockout", "heads", "learned"}
 
 
 def test_run_turns_a_budget_cut_in_compute_into_a_cut(tiny_lm):
@@ -171,7 +176,7 @@ def test_unknown_method_names_are_named_errors(tiny_lm):
     with pytest.raises(CaseError) as info:
         registry.method_class("telepathy")
     assert info.value.field == "methods"
-    assert "known: attention, loo, tools, ablation, tracing" in info.value.message
+    assert "known: " + ", ".join(ALL) in info.value.message
     with pytest.raises(CaseError) as info:
         run_audit(zelk_case(), tiny_lm, AuditConfig(methods="loo,telepathy"))
     assert info.value.field == "methods[1]"
