@@ -45,6 +45,9 @@ def test_integrated_gradients_completeness(real_lm: CausalLM) -> None:
     assert abs(total - ig["sum_attributions"]) < 1e-6
     assert abs(total - gap) <= abs(ig["convergence_delta"]) + 1e-3
     assert abs(ig["convergence_delta"]) < 0.25 * abs(gap)  # converged to within a quarter
+    assert ig["relative_delta"] == pytest.approx(abs(ig["convergence_delta"]) / abs(gap),
+                                                 rel=1e-3)
+    assert not any("not converged" in w for w in report.warnings)
     assert ig["steps"] == STEPS and ig["baseline"].startswith("pad token")
 
     # cost in forward+backward passes; labelled, never reliance, never a vote
@@ -67,3 +70,14 @@ def test_gradient_weights_stay_trainable_after_the_call(real_lm: CausalLM) -> No
                                           method="input_x_gradient")
     assert [p.requires_grad for p in real_lm.model.parameters()] == flags
     assert len(result.per_token) == len(rendered.input_ids) and result.passes == 1
+
+
+def test_an_unconverged_integral_is_a_warning(real_lm: CausalLM) -> None:
+    case = load_case(EXAMPLE).with_answer("The Zelk guild was founded by Anna Roth.")
+    config = AuditConfig(methods=("integrated_gradients",),
+                         method_settings={"integrated_gradients": {"steps": 2}})
+    report = run_audit(case, real_lm, config)
+    ig = report.methods["integrated_gradients"]
+    assert ig["steps"] == 2 and ig["relative_delta"] > 0.25
+    assert any(w.startswith("integrated_gradients: convergence delta") and "not converged" in w
+               for w in report.warnings)

@@ -20,6 +20,7 @@ from relyscope.audits.method import AuditMethod, MethodSettings, Outcome
 from relyscope.models import GradientMethod
 
 LABEL = "gradient attribution (not reliance)"
+UNCONVERGED = 0.25  # |delta| / |f(input) - f(baseline)| above which a warning says so
 
 
 class IntegratedGradientsSettings(MethodSettings):
@@ -59,6 +60,14 @@ class _GradientMethod(AuditMethod):
                 "integration": "gausslegendre", "logprob": result.logprob,
                 "baseline_logprob": result.baseline_logprob, "sum_attributions": total,
                 "convergence_delta": result.delta})
+            gap = (result.logprob or 0.0) - (result.baseline_logprob or 0.0)
+            relative = abs(result.delta or 0.0) / max(abs(gap), 1e-9)
+            extras["relative_delta"] = relative
+            if relative > UNCONVERGED:
+                extras["warnings"] = [
+                    f"{self.name}: convergence delta {result.delta:.2f} is {relative:.0%} of "
+                    f"logp(input) - logp(baseline) = {gap:.2f}; the attributions are not "
+                    "converged (raise method_settings.integrated_gradients.steps)"]
         return Outcome(scores, extras)
 
     def unit_provenance(self, result: MethodResult, unit_id: str) -> dict[str, float | None]:
