@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 
 class CaseError(ValueError):
@@ -27,6 +29,26 @@ class BudgetTooSmall(ValueError):
 
 class ContextOverflow(ValueError):
     """A rendered case is longer than the model's context window."""
+
+
+class ScoringStopped(Exception):
+    """A stop check said stop between two model calls (a deadline that the next call would
+    overrun, or a cancellation). `done` maps the index of each item already scored to its
+    score, so the caller keeps what was computed."""
+
+    def __init__(self, reason: str, done: dict[int, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.done: dict[int, Any] = done or {}
+
+
+class AuditCancelled(Exception):
+    """The audit's cancel check fired (its caller went away): no report is produced."""
+
+
+# Called before each model call with the seconds that call is expected to take; returns why
+# it must not start (a deadline it would overrun, a cancellation), or None to go ahead.
+Stop = Callable[[float], "str | None"]
 
 
 def json_error(err: json.JSONDecodeError, *, what: str = "not valid JSON") -> str:

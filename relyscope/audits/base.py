@@ -20,6 +20,7 @@ import torch
 
 from relyscope.case import Case, Unit
 from relyscope.config import AuditConfig
+from relyscope.errors import ScoringStopped
 from relyscope.models import (
     CausalLM,
     Edits,
@@ -34,12 +35,16 @@ from relyscope.models import (
     Variant,
     placeholder_for,
 )
+from relyscope.models.tree import TokenTrie
 
 # A probe is a variant plus what is scored: the answer (None) or the call of tool k.
 Probe = tuple[Variant, int | None]
 ANSWER: int | None = None
 
 _SCORE_CHUNK = 16
+# a model call's measured cost is an estimate (a shared CPU's load moves it by half): a call
+# starts under a deadline only when this many times its estimate still fits
+_DEADLINE_SAFETY = 1.5
 T = TypeVar("T")
 
 
@@ -57,6 +62,7 @@ class Budget:
     max_passes: int | None = None
     deadline: float | None = None  # time.monotonic() value
     spent: int = 0
+    cancelled: Callable[[], bool] | None = None  # true once the caller has gone away
 
     @property
     def unbounded(self) -> bool:
@@ -76,6 +82,18 @@ class Budget:
         seconds = self.remaining_seconds()
         if seconds is not None and seconds <= 0:
             return "time budget reached"
+        return self.stop(0.0)
+
+    def stop(self, expected_seconds: float) -> str | None:
+        """Why a model call expected to take `expected_seconds` must not start now (it would
+        end after the deadline, or the audit was cancelled), or None. Checked by the backend
+        before every model call of the audit."""
+        if self.cancelled is not None and self.cancelled():
+            return "cancelled"
+        seconds = self.remaining_seconds()
+        if seconds is not None and expected_seconds * _DEADLINE_SAFETY >= seconds:
+            return ("time budget: the next model call (about "
+                    f"{expected_seconds:.2f} s) would end after the deadline")
         return None
 
 
@@ -152,22 +170,35 @@ class AuditContext:
             # chunks, so the time left is checked between them
             step = (len(wanted) if self.budget.deadline is None
                     else min(_SCORE_CHUNK, len(wanted)))
-            affordable = self._affordable(step)
+            affordable = self._affordable(step, wanted[:step])
             if affordable == 0:
                 reason = self.budget.check(1) or "time budget: the next pass would not finish"
                 raise BudgetExhausted(reason, {p: self._scores[p] for p in probes
                                                if p in self._scores})
             chunk, wanted = wanted[:affordable], wanted[affordable:]
             before, started = self.budget.spent, time.monotonic()
-            results = self._metered(lambda chunk=chunk: self.lm.score(
-                [self.render(p) for p in chunk], max_prefix=max_prefix))
+            try:
+                results = self._metered(lambda chunk=chunk: self._score_keeping(
+                    chunk, max_prefix))
+            except BudgetExhausted as stop:  # a stop between model calls: keep what ran
+                raise BudgetExhausted(stop.reason, {p: self._scores[p] for p in probes
+                                                    if p in self._scores}) from None
             ran = self.budget.spent - before
             if ran:
                 self._seconds_per_pass = (time.monotonic() - started) / ran
             self._scores.update(zip(chunk, results, strict=True))
         return {p: self._scores[p] for p in probes}
 
-    def _affordable(self, wanted: int) -> int:
+    def _score_keeping(self, chunk: list[Probe], max_prefix: int | None
+                       ) -> list[TargetScore]:
+        """Score a chunk; when the backend stops between model calls, keep what it scored."""
+        try:
+            return self.lm.score([self.render(p) for p in chunk], max_prefix=max_prefix)
+        except ScoringStopped as stopped:
+            self._scores.update({chunk[i]: score for i, score in stopped.done.items()})
+            raise
+
+    def _affordable(self, wanted: int, probes: Sequence[Probe] = ()) -> int:
         """How many of `wanted` passes fit the pass budget and, by the last measured pass
         time, the time left before the deadline."""
         if self.budget.check(1) is not None:
@@ -175,9 +206,23 @@ class AuditContext:
         passes = self.budget.remaining_passes()
         fit = wanted if passes is None else min(wanted, passes)
         seconds = self.budget.remaining_seconds()
-        if seconds is not None and self._seconds_per_pass:
-            fit = min(fit, int(seconds / self._seconds_per_pass))
+        if seconds is not None and probes and self.lm.seconds_per_token:
+            # the measured cost per token times the tokens the first k probes' shared token
+            # trie runs: the most probes whose call ends before the deadline
+            fit = min(fit, self._fit_by_tokens(
+                probes[:fit], seconds / (self.lm.seconds_per_token * _DEADLINE_SAFETY)))
+        elif seconds is not None and self._seconds_per_pass:
+            fit = min(fit, int(seconds / (self._seconds_per_pass * _DEADLINE_SAFETY)))
         return max(0, fit)
+
+    def _fit_by_tokens(self, probes: Sequence[Probe], tokens: float) -> int:
+        """How many of `probes`, in order, fit in `tokens` tokens of model work."""
+        fit = 0
+        for k in range(1, len(probes) + 1):
+            if len(TokenTrie.build([self.render(p).input_ids for p in probes[:k]])) > tokens:
+                break
+            fit = k
+        return fit
 
     def cached(self, probes: Sequence[Probe]) -> dict[Probe, TargetScore]:
         """The probes this audit already scored (never runs the model)."""
@@ -205,7 +250,10 @@ class AuditContext:
         """Run `work` and charge the budget with the passes the backend counted for it."""
         before = self.lm.cost.forward_passes
         try:
-            return work()
+            with self.lm.stopping(self.budget.stop):
+                return work()
+        except ScoringStopped as stopped:  # the deadline or a cancellation, between calls
+            raise BudgetExhausted(stopped.reason, {}) from None
         finally:
             self.budget.spent += self.lm.cost.forward_passes - before
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -44,7 +45,7 @@ from relyscope.audits.registry import (
 from relyscope.audits.verdicts import RELATIVE_VOTE, audit_verdicts, unit_reliance, unit_verdict
 from relyscope.case import Case, CaseError
 from relyscope.config import AuditConfig
-from relyscope.errors import BudgetTooSmall
+from relyscope.errors import AuditCancelled, BudgetTooSmall, ScoringStopped
 from relyscope.models import CausalLM, Variant
 from relyscope.models.budget import check_input_budget
 from relyscope.report_model import Report, UnitReport, snippet
@@ -70,8 +71,10 @@ def validate_for_audit(case: Case, lm: CausalLM, config: AuditConfig) -> None:
 
 
 def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
-              progress: Progress | None = None, deadline: float | None = None) -> Report:
-    """Audit one case. `deadline` is a time.monotonic() value (e.g. from a gRPC call)."""
+              progress: Progress | None = None, deadline: float | None = None,
+              cancelled: Callable[[], bool] | None = None) -> Report:
+    """Audit one case. `deadline` is a time.monotonic() value (e.g. from a gRPC call);
+    `cancelled()` turning true stops the work before the next model call (AuditCancelled)."""
     config = config or AuditConfig()
     emit = progress or (lambda event: None)
     wanted = list(validate_config(config))
@@ -80,14 +83,17 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
     validate_for_audit(case, lm, config)
     check_input_budget(case, lm, config)  # before generating or scoring
     warnings: list[str] = []
-    generated = case.answer is None
-    if case.answer is None:
-        case = lm.answer(case, tool_mode=config.tool_mode)
-        warnings.append("answer generated greedily by the audit model")
-    claim_spans, claims_from = resolve_claims(case, config)
     ends = [t for t in (deadline, started + config.max_seconds if config.max_seconds else None)
             if t is not None]
-    budget = Budget(max_passes=config.max_forward_passes, deadline=min(ends) if ends else None)
+    budget = Budget(max_passes=config.max_forward_passes, deadline=min(ends) if ends else None,
+                    cancelled=cancelled)
+    if budget.deadline is not None:
+        lm.calibrate()  # a measured cost per token sizes the first calls against the deadline
+    generated = case.answer is None
+    if case.answer is None:
+        case = _generate_answer(case, lm, config, budget)
+        warnings.append("answer generated greedily by the audit model")
+    claim_spans, claims_from = resolve_claims(case, config)
     ctx = AuditContext(case, lm, config, budget, emit)
     cuts: dict[str, str] = {}
 
@@ -99,13 +105,20 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
     shared_started = time.perf_counter()
     if budget.unbounded:  # nothing can be cut: every variant goes in one call
         planned, attributed = _plan(ctx, methods)
-        ctx.score(head + planned)
+        try:
+            ctx.score(head + planned)
+        except BudgetExhausted:  # only a cancellation stops an unbounded audit
+            _raise_if_cancelled(budget)
+            raise
         shared_seconds = time.perf_counter() - shared_started
     else:  # these two first: a budget that cannot afford them fails the audit
         try:
             ctx.score(head)
         except BudgetExhausted as stop:
-            raise BudgetTooSmall(stop.reason) from None
+            _raise_if_cancelled(budget)
+            needed = 2 * len(ctx.full.input_ids) * (lm.seconds_per_token or 0.0)
+            raise BudgetTooSmall(f"{stop.reason}; the full answer and the joint removal need "
+                                 f"about {needed:.2f} s of model time here") from None
     full = ctx.full_score()
     joint = ctx.score([head[1]])[head[1]]
 
@@ -135,7 +148,7 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
                    "seconds": time.perf_counter() - claims_started}
 
     faith: dict[str, dict[str, Any]] = {}
-    if results:
+    if results and ctx.config.preset != "fast":  # fast: the estimate's own check only
         probes = plan_probes(ctx, results)
         try:
             scored = ctx.score(probes)
@@ -148,10 +161,15 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
     if config.stability and "loo" in results and not cuts:
         stability = _stability(case, lm, config, budget, results["loo"])
 
+    _raise_if_cancelled(budget)
+    try:
+        proxy = None if generated else proxy_block(ctx, full.total)
+    except BudgetExhausted as stop:  # its generation would overrun the deadline
+        proxy, cuts["proxy"] = None, stop.reason
     report = _build_report(ctx, results, faith, full.total, joint.total, stability)
     report.errors = errors
     report.partial = bool(cuts)
-    report.proxy = None if generated else proxy_block(ctx, full.total)  # before the cost
+    report.proxy = proxy  # before the cost
     report.warnings = warnings + [f"{name} cut: {why}" for name, why in cuts.items()]
     report.warnings += proxy_warnings(report.proxy)
     for result in results.values():  # a method's own checks (the learned estimate's, say)
@@ -172,6 +190,22 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
         report.settings["claims"] = {"from": claims_from, "char_spans": claim_spans}
     emit({"event": "report", "report": report})
     return report
+
+
+def _generate_answer(case: Case, lm: CausalLM, config: AuditConfig, budget: Budget) -> Case:
+    """The case with the audit model's greedy answer, generated under the audit's stop check
+    (nothing can be audited before it exists: a stop here fails the audit)."""
+    try:
+        with lm.stopping(budget.stop):
+            return lm.answer(case, tool_mode=config.tool_mode)
+    except ScoringStopped as stop:
+        _raise_if_cancelled(budget)
+        raise BudgetTooSmall(f"{stop.reason} (generating the answer)") from None
+
+
+def _raise_if_cancelled(budget: Budget) -> None:
+    if budget.cancelled is not None and budget.cancelled():
+        raise AuditCancelled("the audit was cancelled")
 
 
 def _plan(ctx: AuditContext, methods: dict[str, AuditMethod]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,10 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
 
 from relyscope.case import Case, Granularity
-from relyscope.errors import ContextOverflow
+from relyscope.errors import ContextOverflow, ScoringStopped, Stop
 from relyscope.models.gradients import GradientAttribution, GradientMethod, gradient_attribution
 from relyscope.models.hooks import (
     Edits,
@@ -122,6 +129,39 @@ class CausalLM:
 
     # -- rendering and scoring ------------------------------------------------------------
 
+    # -- stopping between model calls (deadlines, cancellation) -----------------------------
+
+    @contextmanager
+    def stopping(self, stop: Stop | None) -> Iterator[None]:
+        """Every model call in the block first asks `stop(expected seconds)`; a reason
+        raises ScoringStopped (scoring calls keep what they scored in it)."""
+        previous = self.scorer.stop
+        self.scorer.stop = stop
+        try:
+            yield
+        finally:
+            self.scorer.stop = previous
+
+    @property
+    def seconds_per_token(self) -> float | None:
+        """The last measured cost of one token through the model (None before any call)."""
+        return self.scorer.seconds_per_token
+
+    def calibrate(self, tokens: int = 64) -> float:
+        """Measure the cost per token with one short pass (when nothing measured it yet), so a
+        deadline can size the first call of an audit."""
+        if self.scorer.seconds_per_token is None:
+            ids = torch.arange(tokens, device=self.device).unsqueeze(0) % 1000 + 10
+            with torch.inference_mode():
+                self.model(input_ids=ids[:, :8], logits_to_keep=1)  # the first call's setup
+                started = time.perf_counter()
+                self.model(input_ids=ids, logits_to_keep=1)
+            self.scorer.seconds_per_token = (time.perf_counter() - started) / tokens
+        return self.scorer.seconds_per_token
+
+    def _check_stop(self, tokens: int) -> None:
+        self.scorer.check_stop(tokens)
+
     def renderer(self, case: Case, *, granularity: Granularity = "source",
                  tool_mode: ToolMode | None = None) -> Renderer:
         return Renderer(self.tokenizer, case, granularity=granularity, tool_mode=tool_mode)
@@ -156,6 +196,7 @@ class CausalLM:
     def attention_pass(self, input_ids: Sequence[int]) -> tuple[torch.Tensor, ...]:
         """Per-layer attention weights [heads, L, L] of one sequence, under eager attention;
         counts one pass."""
+        self._check_stop(2 * len(input_ids))  # eager attention with weights: about 2x a pass
         with self.eager_attention():
             maps = attention_maps(self.model, input_ids)
         self.cost.forward_passes += 1
@@ -166,6 +207,7 @@ class CausalLM:
         """Answer log-prob (sum over the last `target_len` tokens) per row under embedding
         noise and layer-restore edits; a CPU float32 tensor [rows]. Counts its rows."""
         edits = edits or Edits()
+        self._check_stop(edits.rows * len(input_ids))
         values = edited_answer_logprobs(self.model, input_ids, target_len, edits)
         self.cost.forward_passes += edits.rows
         return values
@@ -176,6 +218,7 @@ class CausalLM:
         key = (tuple(input_ids), span)
         states = self._span_states.get(key)
         if states is None:
+            self._check_stop(len(input_ids))
             states = span_states(self.model, input_ids, span)
             self.cost.forward_passes += 1
             self._span_states[key] = states
@@ -189,19 +232,30 @@ class CausalLM:
                           knockouts: Sequence[Knockout], *, batch: int = 8) -> torch.Tensor:
         """Answer log-prob (sum over the last `target_len` tokens) with each knockout's
         attention edges removed, one row per knockout; a CPU float32 tensor. Counts its rows."""
-        values = knockout_answer_logprobs(self.model, input_ids, target_len, knockouts,
-                                          batch=batch)
-        self.cost.forward_passes += len(knockouts)
-        return values
+        return torch.cat([knockout_answer_logprobs(self.model, input_ids, target_len, group,
+                                                   batch=batch)
+                          for group in self._knockout_groups(input_ids, knockouts, batch)]
+                         or [torch.empty(0)])
 
     def knockout_token_logprobs(self, input_ids: Sequence[int], target_len: int,
                                 knockouts: Sequence[Knockout], *, batch: int = 8
                                 ) -> torch.Tensor:
         """`knockout_logprobs` per answer token: [knockouts, target_len]. Counts its rows."""
-        values = knockout_token_logprobs(self.model, input_ids, target_len, knockouts,
-                                         batch=batch)
-        self.cost.forward_passes += len(knockouts)
-        return values
+        return torch.cat([knockout_token_logprobs(self.model, input_ids, target_len, group,
+                                                  batch=batch)
+                          for group in self._knockout_groups(input_ids, knockouts, batch)]
+                         or [torch.empty((0, target_len))])
+
+    def _knockout_groups(self, input_ids: Sequence[int], knockouts: Sequence[Knockout],
+                         batch: int) -> Iterator[Sequence[Knockout]]:
+        """The knockouts one batch at a time, the stop check before each (passes counted as
+        each batch is handed out)."""
+        size = max(1, batch)
+        for start in range(0, len(knockouts), size):
+            group = knockouts[start:start + size]
+            self._check_stop(len(group) * len(input_ids))
+            self.cost.forward_passes += len(group)
+            yield group
 
     def gradient_attribution(self, input_ids: Sequence[int], target_len: int, *,
                              method: GradientMethod, baseline_positions: Sequence[int] = (),
@@ -209,6 +263,7 @@ class CausalLM:
         """Per-token gradient attributions of the answer's log-prob (Captum, on the input
         embeddings); the baseline puts the pad token at `baseline_positions`. Counts each
         forward+backward pass (and the two plain passes of f(input), f(baseline))."""
+        self._check_stop(3 * (steps + 2) * len(input_ids))  # backward: about 2x a forward
         result = gradient_attribution(self.model, input_ids, target_len, method=method,
                                       baseline_positions=baseline_positions,
                                       baseline_token=self.scorer.pad_token_id, steps=steps,
@@ -250,9 +305,15 @@ class CausalLM:
         stop = [t for t in {self.tokenizer.eos_token_id,
                             self.tokenizer.convert_tokens_to_ids("<|im_end|>")}
                 if isinstance(t, int) and t >= 0 and t != self.tokenizer.unk_token_id]
+        self._check_stop(len(prompt_ids) + max_new_tokens)
+        halted = _Halt(self.scorer.stop, self.scorer.seconds_per_token)
         out = self.model.generate(ids, attention_mask=torch.ones_like(ids),
                                   max_new_tokens=max_new_tokens, do_sample=False,
-                                  eos_token_id=stop or None, pad_token_id=self.scorer.pad_token_id)
+                                  eos_token_id=stop or None, pad_token_id=self.scorer.pad_token_id,
+                                  stopping_criteria=StoppingCriteriaList([halted]))
+        if halted.reason is not None:
+            self.cost.forward_passes += 1
+            raise ScoringStopped(halted.reason)
         self.cost.forward_passes += 1
         self.cost.model_calls += out.shape[1] - ids.shape[1]
         return self.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
@@ -277,6 +338,22 @@ class CausalLM:
             yield
         finally:
             self.model.set_attn_implementation(previous)
+
+
+class _Halt(StoppingCriteria):
+    """Ends a generation when the stop check refuses the next token (a deadline or a
+    cancellation); `reason` says why."""
+
+    def __init__(self, stop: Stop | None, seconds_per_token: float | None) -> None:
+        self.stop = stop
+        self.step = seconds_per_token or 0.0
+        self.reason: str | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor,
+                 **kwargs: object) -> bool:
+        if self.stop is not None and self.reason is None:
+            self.reason = self.stop(self.step)
+        return self.reason is not None
 
 
 def _torch_dtype(dtype: torch.dtype | str) -> torch.dtype:

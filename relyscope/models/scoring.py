@@ -29,6 +29,7 @@ from typing import Literal, Protocol
 import torch
 from transformers import PreTrainedModel
 
+from relyscope.errors import ScoringStopped, Stop
 from relyscope.models.tree import TokenTrie, TrieEvaluator, supports_tree_layout
 
 
@@ -169,6 +170,10 @@ class BatchScorer:
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._tree_ok: bool | None = None
+        # checked before every model call (CausalLM.stopping sets it for an audit's calls)
+        self.stop: Stop | None = None
+        # measured seconds per token processed, kept across calls to size the next one
+        self.seconds_per_token: float | None = None
 
     @property
     def device(self) -> torch.device:
@@ -192,13 +197,41 @@ class BatchScorer:
         self.cost.cache_hits += len(items) - len(todo)
         self.cost.cache_misses += len(todo)
         if todo:
-            computed = self._compute(list(todo.values()), max_prefix)
+            try:
+                computed = self._compute(list(todo.values()), max_prefix)
+            except ScoringStopped as stopped:  # keep (and cache) what was scored
+                self._keep_partial(keys, list(todo), results, stopped, started)
+                raise
             fresh = dict(zip(todo, computed, strict=True))
             results.update(fresh)
             if self.cache is not None:
                 self.cache.put_many(fresh)
         self.cost.seconds += time.perf_counter() - started
         return [results[key] for key in keys]
+
+    def _keep_partial(self, keys: list[str], todo_keys: list[str],
+                      results: dict[str, TargetScore], stopped: ScoringStopped,
+                      started: float) -> None:
+        """Turn a stop inside `_compute` (done: index into todo) into one over the items
+        asked for (done: index into `keys`), caching the fresh scores."""
+        fresh = {todo_keys[i]: score for i, score in stopped.done.items()}
+        results.update(fresh)
+        if self.cache is not None and fresh:
+            self.cache.put_many(fresh)
+        stopped.done = {i: results[key] for i, key in enumerate(keys) if key in results}
+        self.cost.seconds += time.perf_counter() - started
+
+    def check_stop(self, tokens: int) -> None:
+        """ScoringStopped when the stop check refuses a call over `tokens` tokens now."""
+        if self.stop is None:
+            return
+        reason = self.stop(tokens * (self.seconds_per_token or 0.0))
+        if reason is not None:
+            raise ScoringStopped(reason)
+
+    def _timed(self, tokens: int, started: float) -> None:
+        if tokens >= 32:  # a short call is mostly fixed overhead
+            self.seconds_per_token = (time.perf_counter() - started) / tokens
 
     # -- the forward passes -----------------------------------------------------------------
 
@@ -208,7 +241,12 @@ class BatchScorer:
             if self._tree_layout(max_prefix):
                 return self._compute_tree(items)
             scores: list[TargetScore | None] = [None] * len(items)
-            self._compute_group(items, list(range(len(items))), 0, None, max_prefix, scores)
+            try:
+                self._compute_group(items, list(range(len(items))), 0, None, max_prefix,
+                                    scores)
+            except ScoringStopped as stopped:
+                stopped.done = {i: s for i, s in enumerate(scores) if s is not None}
+                raise
         return scores  # type: ignore[return-value]
 
     def _tree_layout(self, max_prefix: int | None) -> bool:
@@ -222,7 +260,16 @@ class BatchScorer:
         trie = TokenTrie.build([item.input_ids for item in items])
         evaluator = TrieEvaluator(self.model, self.options.tree_chunk_tokens,
                                   cache_kw=self._cache_kw)
-        logprobs = evaluator.target_logprobs(trie, [item.target_len for item in items])
+        evaluator.stop, evaluator.seconds_per_token = self.stop, self.seconds_per_token
+        try:
+            logprobs = evaluator.target_logprobs(trie, [item.target_len for item in items])
+        except ScoringStopped as stopped:
+            self.cost.model_calls += evaluator.model_calls
+            self.cost.forward_passes += len(stopped.done)
+            self.seconds_per_token = evaluator.seconds_per_token
+            stopped.done = {i: TargetScore(tuple(row)) for i, row in stopped.done.items()}
+            raise
+        self.seconds_per_token = evaluator.seconds_per_token
         self.cost.model_calls += evaluator.model_calls
         self.cost.forward_passes += len(items)
         self.cost.tokens += len(trie)
@@ -282,7 +329,10 @@ class BatchScorer:
             kwargs[self._cache_kw] = copy.deepcopy(cache)
             kwargs["position_ids"] = torch.arange(start, end, device=self.device).unsqueeze(0)
         chunk = torch.tensor([ids[start:end]], device=self.device)
+        self.check_stop(end - start)
+        began = time.perf_counter()
         out = self.model(input_ids=chunk, use_cache=True, logits_to_keep=1, **kwargs)
+        self._timed(end - start, began)
         self.cost.model_calls += 1
         self.cost.tokens += end - start
         return getattr(out, self._cache_kw)
@@ -339,8 +389,11 @@ class BatchScorer:
         keep = max(item.target_len for item in items) + 1
         if self.options.target_only_logits:
             kwargs["logits_to_keep"] = keep
+        self.check_stop(rows * width)
+        began = time.perf_counter()
         logits = self.model(input_ids=input_ids.to(self.device),
                             use_cache=prefix_cache is not None, **kwargs).logits[:, -keep:, :]
+        self._timed(rows * width, began)
         self.cost.model_calls += 1
         self.cost.forward_passes += rows
         self.cost.tokens += int(suffix_mask.sum())

@@ -16,12 +16,18 @@ teacher-forced targets instead of drafting tokens.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
 from transformers.cache_utils import DynamicLayer
+
+from relyscope.errors import ScoringStopped, Stop
+
+
+_TIMED_TOKENS = 32  # calls at least this long measure the cost per token
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,9 @@ class TrieEvaluator:
         self.cache_kw = cache_kw  # the forward() argument that takes the KV cache
         self.chunk_tokens = max(1, chunk_tokens)
         self.model_calls = 0
+        # checked before every model call with the seconds it is expected to take
+        self.stop: Stop | None = None
+        self.seconds_per_token: float | None = None  # measured on each call, seeds the first
 
     @property
     def device(self) -> torch.device:
@@ -136,12 +145,15 @@ class TrieEvaluator:
         for (node, token), slot in wanted.items():
             by_node.setdefault(node, []).append((token, slot))
         values = torch.empty(len(wanted), dtype=torch.float32)
+        filled = torch.zeros(len(wanted), dtype=torch.bool)
 
         ends = torch.tensor(trie.subtree_end, device=self.device)
         cache = DynamicCache(config=self.model.config)
         live: list[int] = []  # the nodes whose keys and values the cache holds, in its order
         for start in range(0, len(trie), self.chunk_tokens):
             stop = min(start + self.chunk_tokens, len(trie))
+            self._check_stop(stop - start, slots, values, filled)
+            started = time.perf_counter()
             keys = torch.tensor(live + list(range(start, stop)), device=self.device)
             queries = torch.arange(start, stop, device=self.device)
             visible = ((keys[None, :] <= queries[:, None])
@@ -161,10 +173,26 @@ class TrieEvaluator:
                 rows, tokens, slots_here = (list(column) for column in zip(*picks, strict=True))
                 logprobs = torch.log_softmax(out.logits[0].float(), dim=-1)
                 values[slots_here] = logprobs[rows, tokens].cpu()
+                filled[slots_here] = True
+            if stop - start >= _TIMED_TOKENS:  # a short call is mostly fixed overhead
+                self.seconds_per_token = (time.perf_counter() - started) / (stop - start)
             if stop < len(trie):
                 live = self._compact(cache, live + list(range(start, stop)),
                                      trie.ancestors(stop))
         return [[float(values[s]) for s in row] for row in slots]
+
+    def _check_stop(self, tokens: int, slots: list[list[int]], values: torch.Tensor,
+                    filled: torch.Tensor) -> None:
+        """ScoringStopped (with every sequence already complete) when the stop check says
+        the next call, of `tokens` tokens, must not start."""
+        if self.stop is None:
+            return
+        reason = self.stop(tokens * (self.seconds_per_token or 0.0))
+        if reason is None:
+            return
+        done = {i: [float(values[s]) for s in row] for i, row in enumerate(slots)
+                if bool(filled[row].all())}
+        raise ScoringStopped(reason, done)
 
     def _mask(self, visible: torch.Tensor) -> torch.Tensor:
         """The 4D mask as the attention implementation reads it: SDPA takes booleans (True

@@ -56,6 +56,7 @@ class Engine:
         from relyscope.models.loading import ModelOptions  # torch: once the port is open
 
         lm = loader() if loader is not None else ModelOptions.of(model).load()
+        lm.calibrate()  # a cost per token, so the first deadline-bound audit is sized too
         if pipeline is not None:
             return cls(lm, pipeline(lm))
         if index is None:
@@ -87,11 +88,15 @@ class Engine:
     # -- model work (model thread) ----------------------------------------------------------------
 
     def audit(self, case: Case, config: AuditConfig, deadline: float | None,
-              progress: Callable[[dict[str, Any]], None]) -> Report:
+              progress: Callable[[dict[str, Any]], None],
+              cancelled: Callable[[], bool] | None = None) -> Report:
+        """Audit on the model thread; `cancelled()` true stops it before its next model call
+        (AuditCancelled), so the next job does not wait behind abandoned work."""
         from relyscope.audits import run_audit
 
         try:
-            return run_audit(case, self.lm, config, progress=progress, deadline=deadline)
+            return run_audit(case, self.lm, config, progress=progress, deadline=deadline,
+                             cancelled=cancelled)
         except CaseError as err:  # name the field as the request does
             raise CaseError(_in_case(err.field), err.message) from None
 

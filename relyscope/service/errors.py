@@ -17,7 +17,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from relyscope.case import CaseError
-from relyscope.errors import BudgetTooSmall, ContextOverflow
+from relyscope.errors import AuditCancelled, BudgetTooSmall, ContextOverflow
 from relyscope.limits import OverBudget
 
 
@@ -69,11 +69,11 @@ def classify(err: BaseException) -> JobError:
         return JobError("RESOURCE_EXHAUSTED", err.message, err.field)
     if isinstance(err, CaseError):
         return JobError("INVALID_ARGUMENT", err.message, err.field)
-    if isinstance(err, JobCancelled):
+    if isinstance(err, JobCancelled | AuditCancelled):
         return JobError("CANCELLED", "the job was cancelled")
     if isinstance(err, BudgetTooSmall):  # the runner could not score even the full answer
-        if err.timed_out:
-            return JobError("DEADLINE_EXCEEDED", str(err))
+        if err.timed_out:  # answered at once, before the deadline: it is too short to use
+            return JobError("RESOURCE_EXHAUSTED", f"deadline too short: {err}", "deadline")
         return JobError("RESOURCE_EXHAUSTED", str(err), "config.max_forward_passes")
     if isinstance(err, ContextOverflow):
         return JobError("RESOURCE_EXHAUSTED", str(err), "case")

@@ -152,8 +152,10 @@ class RelyscopeServer:
         self._stopping: asyncio.Task[None] | None = None
         self.drain = DrainInterceptor()
 
-    def _audit(self, case: Any, config: Any, deadline: float | None, progress: Any) -> Any:
-        return self.state.require_engine().audit(case, config, deadline, progress)
+    def _audit(self, case: Any, config: Any, deadline: float | None, progress: Any,
+               cancelled: Any = None) -> Any:
+        return self.state.require_engine().audit(case, config, deadline, progress,
+                                                 cancelled=cancelled)
 
     async def start(self) -> int:
         options = self.options

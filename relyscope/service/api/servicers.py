@@ -129,6 +129,17 @@ def call_deadline(context: grpc.aio.ServicerContext, params: dict[str, Any],
     return time.monotonic() + remaining - margin
 
 
+def refuse_short_deadline(deadline: float | None) -> None:
+    """A call deadline that leaves no time once the answer's margin is kept is refused at
+    once (RESOURCE_EXHAUSTED naming `deadline`), not left to expire."""
+    if deadline is not None and deadline <= time.monotonic():
+        raise ServiceError("RESOURCE_EXHAUSTED",
+                           "deadline too short: nothing is left for the audit once the "
+                           "server's margin for sending the answer is kept (the margin is "
+                           "parameters[deadline_margin_s], by default the larger of 1 s and "
+                           "10% of the deadline)", "deadline")
+
+
 class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     def __init__(self, state: ServiceState) -> None:
         self.state = state
@@ -151,6 +162,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             raise CaseError("case.sources", "nothing to audit: the case has no sources and no "
                                             "tool calls")
         deadline = call_deadline(context, params, self.state.deadline_margin_s)
+        refuse_short_deadline(deadline)
         await self._check_tokens(engine, case, config, params)
         return Admitted(case, config, deadline)
 

@@ -10,8 +10,9 @@ bound covers them all.
 a Redis/Celery backend can implement it later. `InProcessJobs` adds what only an in-process
 executor can do: stream progress events and await completion.
 
-Cancelling a queued job drops it; a running job stops at its next progress event (the audit
-runner emits one at every method boundary).
+Cancelling a queued job drops it; a running audit stops before its next model call (the
+job's cancel event is the audit's `cancelled` check, asked between model calls), other work
+at its next progress event.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any, Protocol
 
 from relyscope.case import Case
 from relyscope.config import AuditConfig
+from relyscope.errors import AuditCancelled
 from relyscope.report_model import Report
 from relyscope.service.errors import (
     JobCancelled,
@@ -41,7 +43,8 @@ from relyscope.service.errors import (
 
 Progress = Callable[[dict[str, Any]], None]
 Work = Callable[[Progress], Any]
-AuditFn = Callable[[Case, AuditConfig, float | None, Progress], Report]
+# (case, config, deadline, progress, cancelled=callable true once the job is cancelled)
+AuditFn = Callable[..., Report]
 
 
 class JobState(StrEnum):
@@ -123,9 +126,12 @@ class InProcessJobs:
     def submit(self, case: Case, config: AuditConfig, *, request_id: str = "",
                deadline: float | None = None, progress: Progress | None = None) -> Job:
         """Queue an audit; raises QueueFull when `queue_size` jobs are queued or running."""
+        cancel = threading.Event()
+
         def work(emit: Progress) -> Report:
-            return self._audit(case, config, deadline, emit)
-        return self.enqueue(work, request_id=request_id, deadline=deadline, progress=progress)
+            return self._audit(case, config, deadline, emit, cancelled=cancel.is_set)
+        return self.enqueue(work, request_id=request_id, deadline=deadline, progress=progress,
+                            cancel=cancel)
 
     def get(self, job_id: str) -> Job:
         with self._lock:
@@ -143,14 +149,17 @@ class InProcessJobs:
     # -- in-process extras ---------------------------------------------------------------------
 
     def enqueue(self, work: Work, *, request_id: str = "", deadline: float | None = None,
-                progress: Progress | None = None) -> Job:
-        """Queue any model work (an audit, a pipeline question) under the same bound."""
+                progress: Progress | None = None, cancel: threading.Event | None = None
+                ) -> Job:
+        """Queue any model work (an audit, a pipeline question) under the same bound;
+        `cancel` is set when the job is cancelled (work that polls it stops sooner)."""
         with self._lock:
             active = [e for e in self._jobs.values() if not e.state.finished]
             if len(active) >= self.queue_size:
                 raise QueueFull(self.queue_size)
             entry = _Entry(job_id=uuid.uuid4().hex, request_id=request_id, work=work,
-                           deadline=deadline, progress=progress, ticket=next(self._tickets))
+                           deadline=deadline, progress=progress, ticket=next(self._tickets),
+                           cancel_requested=cancel or threading.Event())
             self._jobs[entry.job_id] = entry
             self._prune()
             snapshot = self._snapshot(entry, position=len(active))
@@ -208,7 +217,7 @@ class InProcessJobs:
 
         try:
             result = entry.work(emit)
-        except JobCancelled:
+        except (JobCancelled, AuditCancelled):
             with self._lock:
                 self._finish(entry, JobState.CANCELLED)
         except Exception as err:  # the job fails, the worker goes on
