@@ -7,7 +7,7 @@ STAMP := $(VENV)/.relyscope-installed
 # cores (bench/results/perf.json); passive waiting costs nothing on an idle machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup demo test lint bench bench-quick proto clean
+.PHONY: setup demo test lint bench bench-quick proto attributor clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,11 @@ test: setup
 # regenerate the committed gRPC stubs from proto/ (a test fails when they are stale)
 proto: setup
 	$(BIN)/python -m tools.gen_proto
+
+# the packaged model's learned attributor weights (relyscope/data/attributor-*.json): 40 cases
+# x 32 ablation masks, about 25 min on a shared 2-core machine; outcomes cached, so reruns resume
+attributor: setup
+	$(BIN)/relyscope train-attributor --cases 40 --masks 32 --seed 0
 
 # quality + performance benchmarks (full: about 30 min here; quick: under 10 min)
 bench: setup

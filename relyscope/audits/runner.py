@@ -259,8 +259,10 @@ def _build_report(ctx: AuditContext, results: dict[str, MethodResult],
         reliance = {name: results[name].scores.get(unit.id) if name in results else None
                     for name in unit_score_columns()}
         share = provenance.get("attention_share")
-        verdict = unit_verdict(unit_reliance(reliance, relative_scale, thresholds),
-                               share, len(ctx.units), thresholds)
+        voted = unit_reliance(reliance, relative_scale, thresholds)
+        if voted is None and ctx.config.preset == "fast":  # asked for: the estimate votes
+            voted = reliance.get("learned")
+        verdict = unit_verdict(voted, share, len(ctx.units), thresholds)
         units.append(UnitReport(id=unit.id, kind=unit.kind, parent=unit.parent,
                                 provenance=provenance, reliance=reliance, verdict=verdict,
                                 text=snippet(unit.text), char_span=unit.char_span,
