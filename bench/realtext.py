@@ -296,8 +296,8 @@ def load_cases(path: Path = DATA) -> list[Case]:
 # -- evaluation ----------------------------------------------------------------------------------
 
 
-def evaluate(lm: CausalLM, cases: list[Case], log=print, compare_passes: int = 4
-             ) -> dict[str, Any]:
+def evaluate(lm: CausalLM, cases: list[Case], log=print, compare_passes: int = 1,
+             on_case: Any = None) -> dict[str, Any]:
     """Per-claim top-1 accuracy and redundant-sources on value claims, and the passes of the
     same audit without claims (each run on an empty score cache)."""
     from relyscope.audits import run_audit
@@ -334,6 +334,8 @@ def evaluate(lm: CausalLM, cases: list[Case], log=print, compare_passes: int = 4
                          "seconds": seconds})
         log(f"{case.id}: " + "; ".join(f"{r['top1']} ({'ok' if r['top1_ok'] else 'MISS'})"
                                        for r in rows[-len(gold):]))
+        if on_case is not None:  # results so far, written after every case
+            on_case(summarize(rows, config.model_dump(mode="json")))
     return summarize(rows, config.model_dump(mode="json"))
 
 
@@ -397,21 +399,25 @@ def _pct(value: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.realtext", description=__doc__)
-    parser.add_argument("what", choices=["build", "evaluate", "all"])
+    parser.add_argument("what", choices=["build", "evaluate", "merge", "all"])
     parser.add_argument("--multi", type=int, default=12)
     parser.add_argument("--redundant", type=int, default=8)
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N cases")
     parser.add_argument("--kind", choices=["multi", "redundant"], default=None,
                         help="evaluate only the cases of this kind")
-    parser.add_argument("--rows-from", type=Path, default=None,
-                        help="evaluate: add the rows of an earlier evaluation JSON (same "
-                             "commit, another process) to this one's")
+    parser.add_argument("--part", default=None,
+                        help="evaluate: write to realtext-<part>.json/md (parallel runs); "
+                             "merge: combine the parts named here, comma-separated")
     args = parser.parse_args(argv)
+    if args.what == "merge":
+        return merge(args.part.split(","))
     lm = CausalLM.load()
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                             cwd=ROOT).stdout.strip()
     out = RESULTS / "realtext.json"
+    if args.part and args.what == "evaluate":
+        out = RESULTS / f"realtext-{args.part}.json"
     result: dict[str, Any] = (json.loads(out.read_text()) if out.exists() else {})
     result.update({"commit": commit, "machine": machine.machine_info()})
     if args.what in ("build", "all"):
@@ -419,17 +425,33 @@ def main(argv: list[str] | None = None) -> int:
                                 log=lambda m: print(m, file=sys.stderr, flush=True))
     if args.what in ("evaluate", "all"):
         cases = [c for c in load_cases() if args.kind in (None, c.metadata["kind"])]
-        evaluation = evaluate(lm, cases[:args.limit],
-                              log=lambda m: print(m, file=sys.stderr, flush=True))
-        if args.rows_from is not None:
-            earlier = json.loads(args.rows_from.read_text())
-            evaluation = summarize(earlier["rows"] + evaluation["rows"], evaluation["config"])
-            evaluation["rows_from"] = {"file": str(args.rows_from),
-                                       "commit": earlier.get("commit")}
-        result["evaluation"] = evaluation
+
+        def save(evaluation: dict[str, Any]) -> None:
+            result["evaluation"] = evaluation
+            result["machine"]["loadavg_end"] = machine.load()
+            write_json(out, result)
+            out.with_suffix(".md").write_text(markdown(result), encoding="utf-8")
+
+        save(evaluate(lm, cases[:args.limit], on_case=save,
+                      log=lambda m: print(m, file=sys.stderr, flush=True)))
     result["machine"]["loadavg_end"] = machine.load()
     write_json(out, result)
-    (RESULTS / "realtext.md").write_text(markdown(result), encoding="utf-8")
+    out.with_suffix(".md").write_text(markdown(result), encoding="utf-8")
+    return 0
+
+
+def merge(parts: list[str]) -> int:
+    """realtext.json/md with the evaluation rows of parallel parts (the build kept)."""
+    out = RESULTS / "realtext.json"
+    result = json.loads(out.read_text())
+    loaded = [json.loads((RESULTS / f"realtext-{part}.json").read_text()) for part in parts]
+    rows = [row for part in loaded for row in part["evaluation"]["rows"]]
+    result["evaluation"] = summarize(rows, loaded[0]["evaluation"]["config"])
+    result["evaluation"]["parts"] = {part: {"commit": data["commit"],
+                                            "machine": data["machine"]}
+                                     for part, data in zip(parts, loaded, strict=True)}
+    write_json(out, result)
+    out.with_suffix(".md").write_text(markdown(result), encoding="utf-8")
     return 0
 
 
