@@ -85,3 +85,35 @@ def test_the_perf_harness_writes_sane_json_on_a_tiny_model(tiny_lm, tmp_path):
     else:
         assert "native bfloat16" in bf16["skipped"]
     assert result["seconds"] > 0
+
+
+def test_the_contextcite_side_by_side_runs_on_two_tiny_cases(tiny_lm):
+    """ContextCite (the bench extra) against relyscope's ablation on the same model object:
+    the same prompt and answer tokens, its own n masks, both judged on the same held-out
+    masks. Skipped, saying why, where the bench extra is not installed."""
+    pytest.importorskip("context_cite", reason="the bench extra is not installed "
+                                               "(pip install -e '.[bench]')")
+    settings = perf.PerfSettings(cases=2, ablations=(8,), held_out=8, peers=("contextcite",))
+    side = tiny_lm.tokenizer.padding_side
+    try:
+        result = perf.side_by_side(tiny_lm, settings, perf.param_counts(tiny_lm),
+                                   log=lambda message: None)
+    finally:
+        tiny_lm.tokenizer.padding_side = side  # ContextCite sets left padding on it
+    cases = [perf.perf_case(i) for i in range(2)]
+    rows = {(r["case"], r["contender"]): r for r in result["rows"]}
+    assert set(rows) == {(c.id, who) for c in cases for who in ("relyscope", "contextcite")}
+    for case in cases:
+        theirs, mine = rows[(case.id, "contextcite")], rows[(case.id, "relyscope")]
+        # token-identical prompts and answers, so both fit the same function of the masks
+        assert theirs["info"] == {"same_prompt_tokens": True, "same_answer_tokens": True}
+        assert theirs["forward_passes"] == 8  # one pass per mask, nothing shared
+        answer = len(tiny_lm.renderer(case).render().target_ids)
+        assert theirs["tokens"] > 8 * answer
+        assert mine["tokens"] < theirs["tokens"]  # the trie shares every prefix
+        assert theirs["top1"] in {s.id for s in case.sources}
+    block = result["summary"]["8"]
+    assert set(block["contenders"]) == {"relyscope", "contextcite"}
+    ratios = block["ratios"]["relyscope_vs_contextcite"]
+    assert ratios["forward_passes"] == pytest.approx(
+        block["contenders"]["relyscope"]["forward_passes_per_audit"] / 8)
