@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="quality: stop drawing cases after this long (the results then "
                              "say they are a subset)")
+    parser.add_argument("--all-methods", action="store_true",
+                        help="quality: audit with every registered method, not only the "
+                             "registry's defaults")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for scoring (default: torch's own setting)")
     args = parser.parse_args(argv)
@@ -55,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = quality.QUICK if args.quick else quality.FULL
         if args.max_minutes:
             settings = dataclasses.replace(settings, max_seconds=args.max_minutes * 60)
+        if args.all_methods:
+            settings = dataclasses.replace(settings, all_methods=True)
         result = quality.run(lm, settings, args.out, mode=mode, log=log)
         log(f"quality done in {result['seconds']:.0f}s -> {args.out / 'quality.md'}")
     if args.which in ("perf", "all"):

@@ -21,7 +21,7 @@ import statistics
 import subprocess
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from bench.quality_md import markdown
 from bench.report import write_json
 from relyscope.audits import run_audit
 from relyscope.audits.metrics import rank_correlation, ranking
-from relyscope.audits.registry import method_class
+from relyscope.audits.registry import method_class, method_names
 from relyscope.case import Case
 from relyscope.config import AuditConfig
 from relyscope.models import CausalLM, Variant
@@ -53,6 +53,7 @@ class QualitySettings:
     units: int = 4
     paraphrase_per_kind: int = 0  # certified cases per kind re-audited with the paraphrase
     max_seconds: float | None = None  # stop drawing candidates after this; results stay valid
+    all_methods: bool = False  # every registered method, not only the registry's defaults
     extra_notes: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -67,9 +68,9 @@ def git_commit() -> dict[str, Any]:
     root = Path(__file__).resolve().parent.parent
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                              check=False).stdout.strip()
-    dirty = git("status", "--porcelain", "--", "relyscope", "bench")
-    return {"commit": git("rev-parse", "HEAD"),
+                              check=False).stdout
+    dirty = git("status", "--porcelain", "--", "relyscope", "bench")  # "XY path" lines
+    return {"commit": git("rev-parse", "HEAD").strip(),
             "uncommitted_changes": [line[3:] for line in dirty.splitlines()
                                     if not line[3:].startswith("bench/results")]}
 
@@ -243,6 +244,9 @@ def certification_counts(certificates: list[dict[str, Any]], kinds: list[str]
 def run(lm: CausalLM, settings: QualitySettings, out_dir: Path, *, mode: str,
         log=print) -> dict[str, Any]:
     started = time.monotonic()
+    if settings.all_methods:
+        settings = replace(settings, config=settings.config.model_copy(
+            update={"methods": method_names()}))
     info = machine.machine_info()
     source = git_commit()
     factory = CaseFactory(settings.seed, settings.units)
@@ -277,7 +281,11 @@ def run(lm: CausalLM, settings: QualitySettings, out_dir: Path, *, mode: str,
             "summary": summarise(rows) if rows else {}, "cases": rows,
             "seconds": time.monotonic() - started,
             "notes": [*settings.extra_notes,
-                      "methods are the registry's defaults at the commit above",
+                      "methods: every registered method" if settings.all_methods else
+                      "methods: the registry's defaults at the commit above (--all-methods "
+                      "adds the others)",
+                      *(["no paraphrased re-audits in this run: no stability figures"]
+                        if settings.paraphrase_per_kind == 0 else []),
                       "attention_rollout shares the attention pass; tracing_in_dist shares "
                       "tracing's passes"]}
         write_json(out_dir / "quality.json", result)

@@ -97,8 +97,9 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["", "## Cost, faithfulness and stability per method", "",
               "Top-1 removal drop (nats; the mean of the per-kind means), stability under the "
               "paraphrased question (Spearman, on the paraphrased subset), passes and seconds "
-              "per case (loo, tools and ablation passes include their share of the shared "
-              f"up-front scoring). Whole audit: "
+              "per case (loo, tools and ablation passes include their share of the runner's "
+              "shared up-front scoring, their seconds do not: that scoring is in the whole "
+              f"audit's seconds). Whole audit: "
               f"{fmt(summary['audit_per_case']['forward_passes'], 1)} passes, "
               f"{fmt(summary['audit_per_case']['seconds'])} s per case; ablation LDS "
               f"{fmt(summary['lds_ablation']['mean'])} over "
