@@ -32,14 +32,14 @@ def tool_case(case_id: str = "deadline-all"):
 # -- the model layer: a stop between model calls keeps what was scored ------------------------
 
 def test_the_trie_evaluator_stops_between_chunks_and_keeps_the_finished_sequences(tiny_lm):
-    prompt = list(range(100, 260))
-    sequences = [prompt + [7, 8, 9, 10], prompt[:90] + [11, 12, 13, 14],
-                 [5] * 60 + [21, 22, 23], [6] * 60 + [31, 32, 33]]
+    prompt = list(range(100, 420))
+    sequences = [prompt + [7, 8, 9, 10], prompt[:180] + [11, 12, 13, 14],
+                 [5] * 120 + [21, 22, 23], [6] * 120 + [31, 32, 33]]
     trie = TokenTrie.build(sequences)
     targets = [3, 3, 2, 2]
-    full = TrieEvaluator(tiny_lm.model, 32).target_logprobs(trie, targets)
+    full = TrieEvaluator(tiny_lm.model, 64).target_logprobs(trie, targets)
 
-    evaluator = TrieEvaluator(tiny_lm.model, 32)
+    evaluator = TrieEvaluator(tiny_lm.model, 64)
     calls: list[float] = []
 
     def stop(expected: float) -> str | None:

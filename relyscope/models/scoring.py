@@ -230,7 +230,7 @@ class BatchScorer:
             raise ScoringStopped(reason)
 
     def _timed(self, tokens: int, started: float) -> None:
-        if tokens >= 32:  # a short call is mostly fixed overhead
+        if tokens >= 64:  # a short call is mostly fixed overhead
             self.seconds_per_token = (time.perf_counter() - started) / tokens
 
     # -- the forward passes -----------------------------------------------------------------

@@ -26,8 +26,7 @@ from transformers.cache_utils import DynamicLayer
 
 from relyscope.errors import ScoringStopped, Stop
 
-
-_TIMED_TOKENS = 32  # calls at least this long measure the cost per token
+_TIMED_TOKENS = 64  # calls at least this long measure the cost per token
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from celery import Celery
 
 from relyscope.case import Case, CaseError
 from relyscope.config import AuditConfig
+from relyscope.errors import AuditCancelled
 from relyscope.service.errors import JobCancelled, JobError, classify
 from relyscope.service.jobs.celery_app import AUDIT_TASK
 from relyscope.service.jobs.inprocess import JobState
@@ -88,7 +89,7 @@ class WorkerRuntime:
             return "failed (deadline passed while queued)"
         try:
             report = self._audit(store, job_key, case, config, deadline)
-        except JobCancelled:
+        except (JobCancelled, AuditCancelled):
             return "cancelled"
         except Exception as err:  # the job fails, the worker goes on
             wrote = store.finish(job_key, JobState.FAILED, error=classify(err), by=self.name)
@@ -116,9 +117,24 @@ class WorkerRuntime:
             time.monotonic() + deadline - time.time()
         try:
             return run_audit(case, self.lm, config, progress=progress,
-                             deadline=monotonic_deadline)
+                             deadline=monotonic_deadline,
+                             cancelled=_polled(lambda: store.raw(job_key).get("state")
+                                               not in (None, "RUNNING")))
         except CaseError as err:
             raise CaseError(f"case.{err.field}" if err.field else "case", err.message) from None
+
+
+def _polled(check: Callable[[], bool], every: float = 0.5) -> Callable[[], bool]:
+    """`check` asked at most every `every` seconds (it reads Redis; the audit asks before
+    each model call); true stays true."""
+    last, answer = 0.0, False
+
+    def cancelled() -> bool:
+        nonlocal last, answer
+        if not answer and time.monotonic() - last >= every:
+            last, answer = time.monotonic(), check()
+        return answer
+    return cancelled
 
 
 def register_task(app: Celery, runtime: Callable[[], WorkerRuntime]) -> None:
