@@ -20,6 +20,7 @@ Writes bench/results/attributor.json and .md with the commit, the machine and it
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import tempfile
 import time
@@ -156,7 +157,7 @@ def markdown(data: dict[str, Any]) -> str:
     if "quality" in data:
         q = data["quality"]
         s = q["summary"]
-        lines += ["## Held-out cases", "",
+        lines += ["## Held-out cases", "", f"run: {q.get('run')}", "",
                   f"{q['settings']['cases']} cases (seed {q['settings']['seed']}); LDS on "
                   f"{q['settings']['test_masks']} held-out masks; ablation surrogate fit on "
                   f"{q['settings']['train_masks']} masks.", "",
@@ -172,6 +173,7 @@ def markdown(data: dict[str, Any]) -> str:
         sp = data["speed"]
         t = sp["timings"]
         lines += ["## Speed (24-unit planted case, one process, side by side)", "",
+                  f"run: {sp.get('run')}", "",
                   "| run | seconds | forward passes | top-1 |", "|---|---|---|---|",
                   f"| one forward pass | {fmt(t['one_forward_pass_s'], 3)} | 1 | |"]
         for name, v in t.items():
@@ -202,19 +204,28 @@ def main() -> None:
     steps = args.steps.split(",")
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                             check=False).stdout.strip()
-    data: dict[str, Any] = {"commit": commit, "machine": machine.machine_info()}
+    out = RESULTS / "attributor.json"
+    # steps not run this time keep their earlier results (each with its own commit and load)
+    data: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {}
+    data.update({"commit": commit, "machine": machine.machine_info()})
     lm = CausalLM.load()
-    data["weights"] = weights_for(lm.info.id, lm.num_layers, lm.num_heads, None).provenance
+    shipped = weights_for(lm.info.id, lm.num_layers, lm.num_heads, None)
+    data["weights"] = shipped.provenance
     data["weights_file"] = str(packaged_path(lm.info.id).name)
+    step_info = {"commit": commit, "weights_sha256": shipped.weights_sha256,
+                 "loadavg_start": machine.load()}
     if "quality" in steps:
         data["quality"] = quality(lm, args.cases, args.train_masks, args.test_masks,
                                   Path(args.cache_dir))
+        data["quality"]["run"] = {**step_info, "loadavg_end": machine.load()}
     if "speed" in steps:
         data["speed"] = speed(lm)
+        data["speed"]["run"] = {**step_info, "loadavg_end": machine.load()}
     if "retrain" in steps:
         data["retrain"] = retrain(lm)
+        data["retrain"]["run"] = {**step_info, "loadavg_end": machine.load()}
     data["loadavg_end"] = machine.load()
-    write_json(RESULTS / "attributor.json", data)
+    write_json(out, data)
     (RESULTS / "attributor.md").write_text(markdown(data), encoding="utf-8")
     print(markdown(data))
 
