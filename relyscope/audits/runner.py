@@ -16,6 +16,7 @@ import contextlib
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -35,6 +36,7 @@ from relyscope.audits.method import AuditMethod
 from relyscope.audits.metrics import faithfulness, plan_probes, rank_correlation
 from relyscope.audits.proxy import proxy_block, proxy_warnings
 from relyscope.audits.registry import (
+    default_methods,
     method_class,
     method_names,
     methods_of_kind,
@@ -80,83 +82,24 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
     wanted = list(validate_config(config))
     started = time.monotonic()
     cost_before = lm.cost.snapshot()
-    validate_for_audit(case, lm, config)
-    check_input_budget(case, lm, config)  # before generating or scoring
-    warnings: list[str] = []
-    ends = [t for t in (deadline, started + config.max_seconds if config.max_seconds else None)
-            if t is not None]
-    budget = Budget(max_passes=config.max_forward_passes, deadline=min(ends) if ends else None,
-                    cancelled=cancelled)
-    if budget.deadline is not None:
-        lm.calibrate()  # a measured cost per token sizes the first calls against the deadline
-    generated = case.answer is None
-    if case.answer is None:
-        case = _generate_answer(case, lm, config, budget)
-        warnings.append("answer generated greedily by the audit model")
+    case, budget, generated = _prepare(case, lm, config, started, deadline, cancelled)
+    warnings = ["answer generated greedily by the audit model"] if generated else []
     claim_spans, claims_from = resolve_claims(case, config)
     ctx = AuditContext(case, lm, config, budget, emit)
-    cuts: dict[str, str] = {}
-
     built = {name: method_class(name)() for name in wanted}
     methods = {name: method for name, method in built.items() if method.applies(ctx)}
-    head = [(Variant(), ANSWER), (ctx.removal(ctx.unit_ids), ANSWER)]
-    attributed: dict[str, int] | None = None
-    shared_seconds = 0.0
-    shared_started = time.perf_counter()
-    if budget.unbounded:  # nothing can be cut: every variant goes in one call
-        planned, attributed = _plan(ctx, methods)
-        try:
-            ctx.score(head + planned)
-        except BudgetExhausted:  # only a cancellation stops an unbounded audit
-            _raise_if_cancelled(budget)
-            raise
-        shared_seconds = time.perf_counter() - shared_started
-    else:  # these two first: a budget that cannot afford them fails the audit
-        try:
-            ctx.score(head)
-        except BudgetExhausted as stop:
-            _raise_if_cancelled(budget)
-            needed = 2 * len(ctx.full.input_ids) * (lm.seconds_per_token or 0.0)
-            raise BudgetTooSmall(f"{stop.reason}; the full answer and the joint removal need "
-                                 f"about {needed:.2f} s of model time here") from None
-    full = ctx.full_score()
-    joint = ctx.score([head[1]])[head[1]]
 
-    results: dict[str, MethodResult] = {}
-    errors: dict[str, str] = {}
-    for name, method in methods.items():
-        if attributed is None and method.plan(ctx):
-            shared_started = time.perf_counter()
-            attributed = _prescore(ctx, methods)
-            shared_seconds = time.perf_counter() - shared_started
-        emit({"event": "method_started", "method": name})
-        try:
-            result = method.run(ctx)
-        except Exception as err:  # a failing method is an event, not the end of the audit
-            errors[name] = f"{type(err).__name__}: {err}"
-            emit({"event": "method_failed", "method": name, "error": errors[name]})
-            continue
-        results[name] = result
-        if result.cut:
-            cuts[name] = result.cut
-        emit({"event": "method_finished", "method": name, "scores": result.scores,
-              "forward_passes": result.forward_passes, "seconds": result.seconds})
+    shared = _score_shared(ctx, methods)
+    full = ctx.full_score()
+    joint = ctx.score([_joint_removal(ctx)])[_joint_removal(ctx)]
+    run = _run_methods(ctx, methods, shared, emit)
+    results, cuts = run.results, run.cuts
 
     claims_before, claims_started = ctx.passes, time.perf_counter()
     claims = claim_reports(ctx, methods, results, claim_spans) if claim_spans else []
     claims_cost = {"forward_passes": ctx.passes - claims_before,
                    "seconds": time.perf_counter() - claims_started}
-
-    faith: dict[str, dict[str, Any]] = {}
-    if results and ctx.config.preset != "fast":  # fast: the estimate's own check only
-        probes = plan_probes(ctx, results)
-        try:
-            scored = ctx.score(probes)
-        except BudgetExhausted as stop:
-            scored = stop.scored
-            cuts["faithfulness"] = stop.reason
-        faith = faithfulness(ctx, results, scored)
-
+    faith = _faithfulness(ctx, results, cuts)
     stability = None
     if config.stability and "loo" in results and not cuts:
         stability = _stability(case, lm, config, budget, results["loo"])
@@ -167,7 +110,7 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
     except BudgetExhausted as stop:  # its generation would overrun the deadline
         proxy, cuts["proxy"] = None, stop.reason
     report = _build_report(ctx, results, faith, full.total, joint.total, stability)
-    report.errors = errors
+    report.errors = run.errors
     report.partial = bool(cuts)
     report.proxy = proxy  # before the cost
     report.warnings = warnings + [f"{name} cut: {why}" for name, why in cuts.items()]
@@ -177,11 +120,11 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
         report.verdicts += [v for v in result.extras.get("audit_verdicts", [])
                             if v not in report.verdicts]
     spent = lm.cost - cost_before
+    attributed = shared.attributed or {}
     report.cost = {**spent.as_dict(), "forward_passes": budget.spent,
                    "seconds": time.monotonic() - started,
-                   "shared_scoring_seconds": shared_seconds,
-                   "per_method": {n: {"forward_passes":
-                                          r.forward_passes + (attributed or {}).get(n, 0),
+                   "shared_scoring_seconds": shared.seconds,
+                   "per_method": {n: {"forward_passes": r.forward_passes + attributed.get(n, 0),
                                       "seconds": r.seconds} for n, r in results.items()}}
     report.settings = _settings(ctx, cuts, list(built))
     if claims_from is not None:
@@ -190,6 +133,109 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
         report.settings["claims"] = {"from": claims_from, "char_spans": claim_spans}
     emit({"event": "report", "report": report})
     return report
+
+
+def _prepare(case: Case, lm: CausalLM, config: AuditConfig, started: float,
+             deadline: float | None, cancelled: Callable[[], bool] | None
+             ) -> tuple[Case, Budget, bool]:
+    """Check the input, set the budget, and generate a missing answer. Returns the case to
+    audit, its budget, and whether the answer was generated."""
+    validate_for_audit(case, lm, config)
+    check_input_budget(case, lm, config)  # before generating or scoring
+    ends = [t for t in (deadline, started + config.max_seconds if config.max_seconds else None)
+            if t is not None]
+    budget = Budget(max_passes=config.max_forward_passes, deadline=min(ends) if ends else None,
+                    cancelled=cancelled)
+    if budget.deadline is not None:
+        lm.calibrate()  # a measured cost per token sizes the first calls against the deadline
+    if case.answer is not None:
+        return case, budget, False
+    return _generate_answer(case, lm, config, budget), budget, True
+
+
+def _joint_removal(ctx: AuditContext) -> Probe:
+    return ctx.removal(ctx.unit_ids), ANSWER
+
+
+@dataclass
+class _SharedScoring:
+    """The variants scored up front for every method: how many each method brought (None
+    until they are scored) and the seconds that took."""
+
+    attributed: dict[str, int] | None = None
+    seconds: float = 0.0
+
+
+def _score_shared(ctx: AuditContext, methods: dict[str, AuditMethod]) -> _SharedScoring:
+    """The full answer and the joint removal, and with no budget every planned variant in the
+    same call. Under a budget only the first two: a budget that cannot afford them fails the
+    audit, and the planned variants are scored before the first method that needs them."""
+    head = [(Variant(), ANSWER), _joint_removal(ctx)]
+    budget = ctx.budget
+    shared = _SharedScoring()
+    started = time.perf_counter()
+    if budget.unbounded:  # nothing can be cut: every variant goes in one call
+        planned, shared.attributed = _plan(ctx, methods)
+        try:
+            ctx.score(head + planned)
+        except BudgetExhausted:  # only a cancellation stops an unbounded audit
+            _raise_if_cancelled(budget)
+            raise
+        shared.seconds = time.perf_counter() - started
+        return shared
+    try:
+        ctx.score(head)
+    except BudgetExhausted as stop:
+        _raise_if_cancelled(budget)
+        needed = 2 * len(ctx.full.input_ids) * (ctx.lm.seconds_per_token or 0.0)
+        raise BudgetTooSmall(f"{stop.reason}; the full answer and the joint removal need "
+                             f"about {needed:.2f} s of model time here") from None
+    return shared
+
+
+@dataclass
+class _MethodRun:
+    results: dict[str, MethodResult] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    cuts: dict[str, str] = field(default_factory=dict)
+
+
+def _run_methods(ctx: AuditContext, methods: dict[str, AuditMethod], shared: _SharedScoring,
+                 emit: Progress) -> _MethodRun:
+    """Each method in priority order; a failing method is an event, not the end of the audit."""
+    run = _MethodRun()
+    for name, method in methods.items():
+        if shared.attributed is None and method.plan(ctx):
+            started = time.perf_counter()
+            shared.attributed = _prescore(ctx, methods)
+            shared.seconds = time.perf_counter() - started
+        emit({"event": "method_started", "method": name})
+        try:
+            result = method.run(ctx)
+        except Exception as err:
+            run.errors[name] = f"{type(err).__name__}: {err}"
+            emit({"event": "method_failed", "method": name, "error": run.errors[name]})
+            continue
+        run.results[name] = result
+        if result.cut:
+            run.cuts[name] = result.cut
+        emit({"event": "method_finished", "method": name, "scores": result.scores,
+              "forward_passes": result.forward_passes, "seconds": result.seconds})
+    return run
+
+
+def _faithfulness(ctx: AuditContext, results: dict[str, MethodResult], cuts: dict[str, str]
+                  ) -> dict[str, dict[str, Any]]:
+    """The audit's own faithfulness checks (top-k removal and keep-only variants); a budget
+    cut here is recorded in `cuts`. The fast preset relies on its estimate's own check."""
+    if not results or ctx.config.preset == "fast":
+        return {}
+    try:
+        scored = ctx.score(plan_probes(ctx, results))
+    except BudgetExhausted as stop:
+        scored = stop.scored
+        cuts["faithfulness"] = stop.reason
+    return faithfulness(ctx, results, scored)
 
 
 def _generate_answer(case: Case, lm: CausalLM, config: AuditConfig, budget: Budget) -> Case:
@@ -251,13 +297,17 @@ def _build_report(ctx: AuditContext, results: dict[str, MethodResult],
                           if s is not None), default=0.0)
     provenance_methods = [(method_class(name)(), results[name])
                           for name in methods_of_kind("provenance") if name in results]
+    # a unit's reliance keys: every default method's (None where it did not run, so the
+    # report's shape stays the same whatever ran) and any opt-in method that ran
+    defaults = set(default_methods())
+    reliance_keys = [name for name in unit_score_columns() if name in defaults or name in results]
     units: list[UnitReport] = []
     for unit in ctx.units:
         provenance: dict[str, float | None] = {}
         for method, result in provenance_methods:
             provenance.update(method.unit_provenance(result, unit.id))
         reliance = {name: results[name].scores.get(unit.id) if name in results else None
-                    for name in unit_score_columns()}
+                    for name in reliance_keys}
         share = provenance.get("attention_share")
         voted = unit_reliance(reliance, relative_scale, thresholds)
         if voted is None and ctx.config.preset == "fast":  # asked for: the estimate votes
