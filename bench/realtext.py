@@ -327,7 +327,7 @@ def evaluate(lm: CausalLM, cases: list[Case], log=print, compare_passes: int = 1
                          "redundant": "redundant-sources" in claim.verdicts,
                          "whole_answer_verdicts": report.verdicts,
                          "units": len(report.units),
-                         "prompt_tokens": report.cost.get("tokens"),
+                         "tokens_processed": report.cost.get("tokens"),
                          "passes": report.cost["forward_passes"],
                          "passes_without_claims": plain and plain.cost["forward_passes"],
                          "claims_passes": report.cost["claims"]["forward_passes"],
@@ -446,6 +446,9 @@ def merge(parts: list[str]) -> int:
     result = json.loads(out.read_text())
     loaded = [json.loads((RESULTS / f"realtext-{part}.json").read_text()) for part in parts]
     rows = [row for part in loaded for row in part["evaluation"]["rows"]]
+    for row in rows:  # parts written before the key was renamed: the audit's tokens processed
+        if "prompt_tokens" in row:
+            row["tokens_processed"] = row.pop("prompt_tokens")
     result["evaluation"] = summarize(rows, loaded[0]["evaluation"]["config"])
     result["evaluation"]["parts"] = {part: {"commit": data["commit"],
                                             "machine": data["machine"]}
