@@ -141,13 +141,7 @@ class Case(_Model):
         try:
             return cls.model_validate(data)
         except ValidationError as err:
-            first = err.errors()[0]
-            cause = first.get("ctx", {}).get("error")
-            if isinstance(cause, CaseError):
-                raise CaseError(cause.field, cause.message, record=record) from None
-            field = field_path(first["loc"])
-            message = first["msg"].removeprefix("Value error, ")
-            raise CaseError(field, message, record=record) from None
+            raise case_error(err, record=record) from None
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -246,6 +240,17 @@ def check_claim_spans(spans: ClaimSpans, field: str, answer_chars: int | None = 
         if answer_chars is not None and end > answer_chars:
             raise CaseError(f"{field}[{i}]", f"[{start}, {end}] ends past the answer's "
                                              f"{answer_chars} characters")
+
+
+def case_error(err: ValidationError, *, record: str | None = None) -> CaseError:
+    """A pydantic validation failure as a CaseError naming the field of its first error (a
+    CaseError raised inside a validator keeps its own field)."""
+    first = err.errors()[0]
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, CaseError):
+        return CaseError(cause.field, cause.message, record=record)
+    return CaseError(field_path(first["loc"]), first["msg"].removeprefix("Value error, "),
+                     record=record)
 
 
 def field_path(loc: tuple[Any, ...]) -> str:

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from relyscope.case import Claims, Granularity, field_path, parse_claims
+from relyscope.case import Claims, Granularity, case_error, parse_claims
 from relyscope.errors import CaseError
 
 
@@ -139,9 +139,4 @@ class AuditConfig(_Model):
         try:
             return cls.model_validate(data)
         except ValidationError as err:
-            first = err.errors()[0]
-            cause = first.get("ctx", {}).get("error")
-            if isinstance(cause, CaseError):
-                raise CaseError(cause.field, cause.message) from None
-            raise CaseError(field_path(first["loc"]),
-                            first["msg"].removeprefix("Value error, ")) from None
+            raise case_error(err) from None
