@@ -30,7 +30,7 @@ import torch
 from transformers import PreTrainedModel
 
 from relyscope.errors import ScoringStopped, Stop
-from relyscope.models.tree import TokenTrie, TrieEvaluator, supports_tree_layout
+from relyscope.models.tree import CallTokens, TokenTrie, TrieEvaluator, supports_tree_layout
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,9 @@ class BatchScorer:
         self.stop: Stop | None = None
         # measured seconds per token processed, kept across calls to size the next one
         self.seconds_per_token: float | None = None
+        # the most tokens one model call may run by the measured cost per token (a deadline's
+        # or a cancel check's cap; CausalLM.stopping sets it with `stop`); None: no cap
+        self.call_tokens: CallTokens | None = None
 
     @property
     def device(self) -> torch.device:
@@ -261,6 +264,7 @@ class BatchScorer:
         evaluator = TrieEvaluator(self.model, self.options.tree_chunk_tokens,
                                   cache_kw=self._cache_kw)
         evaluator.stop, evaluator.seconds_per_token = self.stop, self.seconds_per_token
+        evaluator.call_tokens = self.call_tokens
         try:
             logprobs = evaluator.target_logprobs(trie, [item.target_len for item in items])
         except ScoringStopped as stopped:
@@ -354,10 +358,13 @@ class BatchScorer:
         batches: list[list[int]] = []
         current: list[int] = []
         width = 0
+        cap = self.call_tokens(self.seconds_per_token) if self.call_tokens else None
+        max_tokens = self.options.max_batch_tokens if cap is None else min(
+            self.options.max_batch_tokens, cap)
         for index in order:
             length = len(items[index].input_ids) - prefix_len
             width = max(width, length)
-            if current and (width * (len(current) + 1) > self.options.max_batch_tokens
+            if current and (width * (len(current) + 1) > max_tokens
                             or len(current) >= self.options.max_batch_size):
                 batches.append(current)
                 current, width = [], length

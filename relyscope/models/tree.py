@@ -17,7 +17,7 @@ teacher-forced targets instead of drafting tokens.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +27,9 @@ from transformers.cache_utils import DynamicLayer
 from relyscope.errors import ScoringStopped, Stop
 
 _TIMED_TOKENS = 64  # calls at least this long measure the cost per token
+# given the measured seconds per token (None before any), the most tokens the next model
+# call may run, or None for no cap (Budget.call_tokens: a deadline's or a cancel check's)
+CallTokens = Callable[[float | None], "int | None"]
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,9 @@ class TrieEvaluator:
         # checked before every model call with the seconds it is expected to take
         self.stop: Stop | None = None
         self.seconds_per_token: float | None = None  # measured on each call, seeds the first
+        # the most tokens the next call may run, given the measured cost per token (a
+        # deadline's or a cancel check's cap, Budget.call_tokens); None: chunk_tokens
+        self.call_tokens: CallTokens | None = None
 
     @property
     def device(self) -> torch.device:
@@ -149,8 +155,9 @@ class TrieEvaluator:
         ends = torch.tensor(trie.subtree_end, device=self.device)
         cache = DynamicCache(config=self.model.config)
         live: list[int] = []  # the nodes whose keys and values the cache holds, in its order
-        for start in range(0, len(trie), self.chunk_tokens):
-            stop = min(start + self.chunk_tokens, len(trie))
+        start = 0
+        while start < len(trie):
+            stop = min(start + self._chunk(), len(trie))
             self._check_stop(stop - start, slots, values, filled)
             started = time.perf_counter()
             keys = torch.tensor(live + list(range(start, stop)), device=self.device)
@@ -178,7 +185,15 @@ class TrieEvaluator:
             if stop < len(trie):
                 live = self._compact(cache, live + list(range(start, stop)),
                                      trie.ancestors(stop))
+            start = stop
         return [[float(values[s]) for s in row] for row in slots]
+
+    def _chunk(self) -> int:
+        """Tokens for the next call: `chunk_tokens`, or fewer when `call_tokens` caps it
+        (re-asked before every call with the latest measured cost per token). Any chunking
+        scores the same: a chunk boundary only splits which call runs a token."""
+        cap = self.call_tokens(self.seconds_per_token) if self.call_tokens else None
+        return self.chunk_tokens if cap is None else max(1, min(self.chunk_tokens, cap))
 
     def _check_stop(self, tokens: int, slots: list[list[int]], values: torch.Tensor,
                     filled: torch.Tensor) -> None:
