@@ -7,6 +7,7 @@ with `model_options`, so the flags are spelled, checked and applied the same way
 from __future__ import annotations
 
 import argparse
+from typing import Literal
 
 from relyscope.audits.registry import default_methods, method_names
 from relyscope.case import Claims, parse_claims
@@ -60,6 +61,17 @@ def parse_claims_option(text: str) -> Claims:
     return claims
 
 
+def parse_ablations(value: str) -> int | Literal["auto"]:
+    """An argparse `type` for --ablations: a mask count or 'auto'."""
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"ablations: give a number of masks or 'auto', not {value!r}") from None
+
+
 def add_audit_options(parser: argparse.ArgumentParser,
                       methods: tuple[str, ...] | None = None) -> None:
     """What an audit runs and within which budget (see `audit_config_from`); `methods`: the
@@ -71,7 +83,9 @@ def add_audit_options(parser: argparse.ArgumentParser,
                              f"(default {','.join(default)})")
     parser.add_argument("--granularity", choices=["source", "sentence"], default="source")
     parser.add_argument("--removal", choices=["remove", "placeholder"], default="remove")
-    parser.add_argument("--ablations", type=int, default=64, help="random masks (default 64)")
+    parser.add_argument("--ablations", type=parse_ablations, default=64,
+                        help="random masks (default 64), or 'auto': rounds of masks until the "
+                             "cross-validated LDS and the top-3 units settle (capped)")
     parser.add_argument("--tracing-samples", type=int, default=3)
     parser.add_argument("--max-passes", type=int, help="forward-pass budget per case")
     parser.add_argument("--max-seconds", type=float, help="time budget per case")
