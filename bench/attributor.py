@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,10 +35,11 @@ from bench.report import fmt, write_json
 from relyscope.audits import run_audit
 from relyscope.audits.ablation import fit_surrogate, spearman_lds
 from relyscope.audits.attributor_cases import CaseMaker, training_cases
-from relyscope.audits.attributor_training import CaseOutcomes, case_outcomes, train
+from relyscope.audits.attributor_training import CaseOutcomes, case_outcomes
 from relyscope.audits.attributor_weights import packaged_path, weights_for
 from relyscope.config import AuditConfig
 from relyscope.models import CausalLM
+from relyscope.models.scoring import MemoryScoreCache
 
 RESULTS = Path(__file__).parent / "results"
 HELD_OUT_SEED = 1001  # training uses seed 0 and the even-numbered demo questions
@@ -66,7 +68,8 @@ def quality(lm: CausalLM, n_cases: int, train_masks: int, test_masks: int,
             "units": len(d.unit_ids), "gold": d.gold,
             "seconds": round(time.perf_counter() - started, 1),
             "lds": {k: _lds(test_m, test_t, v) for k, v in scores.items()},
-            "top1": {k: d.unit_ids[int(np.argmax(v))] for k, v in scores.items()}}
+            "top1": {k: d.unit_ids[int(np.argmax(v))] for k, v in scores.items()},
+            "verify_subsets": _verify_subsets(test_m, test_t, learned)}
         rows.append(row)
         print(d.case_id, row["lds"], row["top1"], d.gold, flush=True)
     methods = ("learned", "attention", "ablation")
@@ -83,9 +86,38 @@ def quality(lm: CausalLM, n_cases: int, train_masks: int, test_masks: int,
         name: {m: _mean([r["lds"][m] for r in group]) for m in methods}
         for name, group in groups.items()}
     summary["cases_per_group"] = {name: len(group) for name, group in groups.items()}
+    summary["verify_k"] = {
+        str(k): {stat: _mean([r["verify_subsets"][str(k)][stat] for r in rows
+                             if r["verify_subsets"].get(str(k))])
+                 for stat in ("mean_abs_error", "below_min_lds")}
+        for k in VERIFY_KS}
     return {"settings": {"cases": n_cases, "seed": HELD_OUT_SEED, "train_masks": train_masks,
                          "test_masks": test_masks, "ablation_alpha": 0.01},
             "summary": summary, "cases": rows}
+
+
+VERIFY_KS = (4, 8)
+_SUBSETS = 200
+
+
+def _verify_subsets(masks: np.ndarray, targets: np.ndarray, scores: np.ndarray
+                    ) -> dict[str, dict[str, float]]:
+    """What a report's `verify=K` check would have said: the learned estimate's LDS on random
+    K-subsets of the held-out masks against its LDS on all of them (mean absolute error), and
+    the share of subsets below the default min_lds (0.2), i.e. an `estimate-unreliable`."""
+    full = _lds(masks, targets, scores)
+    rng = np.random.default_rng(0)
+    out: dict[str, dict[str, float]] = {}
+    for k in VERIFY_KS:
+        if full is None or k > len(masks):
+            continue
+        values = [_lds(masks[pick], targets[pick], scores) for pick in
+                  (rng.choice(len(masks), k, replace=False) for _ in range(_SUBSETS))]
+        kept = np.array([v for v in values if v is not None])
+        if len(kept):
+            out[str(k)] = {"mean_abs_error": float(np.mean(np.abs(kept - full))),
+                           "below_min_lds": float(np.mean(kept < 0.2))}
+    return out
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -93,52 +125,90 @@ def _mean(values: list[float | None]) -> float | None:
     return float(np.mean(kept)) if kept else None
 
 
-def speed(lm: CausalLM, units: int = 24, verify: int = 8, ablations: int = 64) -> dict[str, Any]:
+def _fresh_scores(lm: CausalLM) -> None:
+    """An empty score cache, so a timed audit never reuses a variant an earlier one scored
+    (the fast and ablation audits share the full answer, the joint removal, ...)."""
+    lm.scorer.cache = MemoryScoreCache()
+
+
+def speed(lm: CausalLM, units: int = 24, ablations: int = 64) -> dict[str, Any]:
+    """Side by side in one process, each audit with an empty score cache: the fast preset at
+    8 (the default), 4 and 0 verification masks, the 64-mask ablation audit, and the fast
+    preset once more after it (the load on a shared machine drifts: the ratio uses the mean
+    of the two default fast runs). `scored_tokens` is the token-trie tokens the batched scorer
+    ran (the attention pass is not in it): a cost that does not move with the load."""
     item = CaseMaker(HELD_OUT_SEED + 1).planted(0, units)
     case = lm.answer(item.case)
-    timings: dict[str, Any] = {}
-    started = time.perf_counter()
     rendered = lm.renderer(case).render()
     lm.attention_pass(rendered.input_ids)  # warm-up, not timed
     started = time.perf_counter()
     lm.attention_pass(rendered.input_ids)
-    timings["one_forward_pass_s"] = time.perf_counter() - started
-    configs = {
-        "fast": AuditConfig.from_dict({"preset": "fast",
-                                       "method_settings": {"learned": {"verify": verify}}}),
-        "fast_no_verify": AuditConfig.from_dict({
-            "preset": "fast", "method_settings": {"learned": {"verify": 0}}}),
-        f"ablation_{ablations}": AuditConfig.from_dict({
-            "methods": ["attention", "ablation"], "seed": 7,
-            "method_settings": {"ablation": {"ablations": ablations}}}),
-    }
-    for name, config in configs.items():
+    timings: dict[str, Any] = {"one_forward_pass_s": time.perf_counter() - started}
+    _fresh_scores(lm)
+    started = time.perf_counter()
+    lm.score([rendered])
+    timings["one_scoring_pass_s"] = time.perf_counter() - started
+
+    def fast(verify: int) -> AuditConfig:
+        return AuditConfig.from_dict({"preset": "fast",
+                                      "method_settings": {"learned": {"verify": verify}}})
+
+    runs = [("fast", fast(8)), ("fast_verify_4", fast(4)), ("fast_verify_0", fast(0)),
+            (f"ablation_{ablations}", AuditConfig.from_dict({
+                "methods": ["attention", "ablation"], "seed": 7,
+                "method_settings": {"ablation": {"ablations": ablations}}})),
+            ("fast_again", fast(8))]
+    for name, config in runs:
+        _fresh_scores(lm)
         started = time.perf_counter()
         report = run_audit(case, lm, config)
+        key = "ablation" if name.startswith("ablation") else "learned"
         timings[name] = {"seconds": time.perf_counter() - started,
                          "forward_passes": report.cost["forward_passes"],
-                         "top1": max(report.units, key=lambda u: u.reliance.get(
-                             "learned" if name.startswith("fast") else "ablation") or -1e9).id,
+                         "scored_tokens": report.cost["tokens"],
+                         "model_calls": report.cost["model_calls"],
+                         "top1": max(report.units,
+                                     key=lambda u, k=key: u.reliance.get(k) or -1e9).id,
                          "verdicts": report.verdicts,
                          "verification": report.methods.get("learned", {}).get("verification")}
-    base = timings[f"ablation_{ablations}"]["seconds"]
-    return {"units": units, "gold": list(item.gold), "timings": timings,
-            "speedup_fast": base / timings["fast"]["seconds"],
-            "speedup_fast_no_verify": base / timings["fast_no_verify"]["seconds"]}
+        print(name, {k: v for k, v in timings[name].items() if k != "verification"}, flush=True)
+    base = timings[f"ablation_{ablations}"]
+    fast_s = (timings["fast"]["seconds"] + timings["fast_again"]["seconds"]) / 2
+    return {"units": units, "tokens": len(rendered.input_ids), "gold": list(item.gold),
+            "timings": timings, "speedup_fast": base["seconds"] / fast_s,
+            "speedup_fast_verify_4": base["seconds"] / timings["fast_verify_4"]["seconds"],
+            "speedup_fast_verify_0": base["seconds"] / timings["fast_verify_0"]["seconds"],
+            "token_ratio_fast": base["scored_tokens"] / timings["fast"]["scored_tokens"]}
 
 
 def retrain(lm: CausalLM) -> dict[str, Any]:
-    shipped = weights_for(lm.info.id, lm.num_layers, lm.num_heads, None).provenance
+    """The shipped weights' recorded command, run as is (a subprocess of the installed CLI)
+    with a fresh cache and a temporary --out, so nothing cached or packaged is reused."""
+    shipped = weights_for(lm.info.id, lm.num_layers, lm.num_heads, None)
+    command = shipped.provenance["command"].split()
+    if command[:2] != ["relyscope", "train-attributor"]:
+        raise ValueError(f"weights provenance 'command' is not a train-attributor command: "
+                         f"{shipped.provenance['command']!r}")
+    cli = Path(sys.executable).with_name("relyscope")
     with tempfile.TemporaryDirectory() as fresh:
-        result = train(lm, training_cases(shipped["cases"], shipped["seed"]),
-                       masks=shipped["masks_per_case"], keep_prob=shipped["keep_prob"],
-                       seed=shipped["seed"],
-                       val_fraction=shipped["validation_cases"] / shipped["cases"],
-                       cache_dir=Path(fresh))
-    return {"shipped_validation_lds": shipped["validation_lds"],
-            "retrained_validation_lds": result.validation_lds,
-            "difference": abs(result.validation_lds - shipped["validation_lds"]),
-            "seconds": result.seconds}
+        out = Path(fresh) / "weights.json"
+        started = time.perf_counter()
+        subprocess.run([str(cli), *command[1:], "--cache-dir", str(Path(fresh) / "cache"),
+                        "--out", str(out)], check=True)
+        seconds = time.perf_counter() - started
+        result = json.loads(out.read_text(encoding="utf-8"))
+    retrained = result["provenance"]
+    return {"command": shipped.provenance["command"],
+            "shipped_validation_lds": shipped.provenance["validation_lds"],
+            "retrained_validation_lds": retrained["validation_lds"],
+            "difference": abs(retrained["validation_lds"]
+                              - shipped.provenance["validation_lds"]),
+            "shipped_weights_sha256": shipped.weights_sha256,
+            "retrained_weights_sha256": result["weights_sha256"],
+            "identical_weights": result["weights_sha256"] == shipped.weights_sha256,
+            "retrained_alpha": retrained["alpha"], "shipped_alpha": shipped.provenance["alpha"],
+            "forward_passes": retrained["forward_passes"],
+            "scoring_seconds": retrained["scoring_seconds"], "seconds": round(seconds, 1)}
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -169,33 +239,55 @@ def markdown(data: dict[str, Any]) -> str:
         p = s["precision_at_1_single_planted"]
         lines += [f"| precision@1 single planted | {s['single_planted_cases']} | "
                   f"{fmt(p['learned'])} | {fmt(p['attention'])} | {fmt(p['ablation'])} |", ""]
+        if s.get("verify_k"):
+            lines += ["A report's `verify=K` check, replayed on random K-subsets of each "
+                      "case's held-out masks (the learned estimate's LDS):", "",
+                      "| K | mean abs error vs all held-out masks | share below min_lds 0.2 |",
+                      "|---|---|---|"]
+            lines += [f"| {k} | {fmt(v['mean_abs_error'])} | {fmt(v['below_min_lds'])} |"
+                      for k, v in s["verify_k"].items()]
+            lines.append("")
     if "speed" in data:
         sp = data["speed"]
         t = sp["timings"]
-        lines += ["## Speed (24-unit planted case, one process, side by side)", "",
+        lines += [f"## Speed ({sp['units']}-unit planted case, {sp.get('tokens')} tokens, one "
+                  "process, side by side, an empty score cache per audit)", "",
                   f"run: {sp.get('run')}", "",
-                  "| run | seconds | forward passes | top-1 |", "|---|---|---|---|",
-                  f"| one forward pass | {fmt(t['one_forward_pass_s'], 3)} | 1 | |"]
+                  "| run | seconds | forward passes | scored tokens | top-1 | verification "
+                  "LDS |", "|---|---|---|---|---|---|",
+                  f"| one forward pass with attention weights | {fmt(t['one_forward_pass_s'], 3)}"
+                  f" | 1 | | | |",
+                  f"| one scoring pass | {fmt(t.get('one_scoring_pass_s'), 3)} | 1 | "
+                  f"{sp.get('tokens')} | | |"]
         for name, v in t.items():
             if isinstance(v, dict):
+                check = v.get("verification") or {}
                 lines.append(f"| {name} | {fmt(v['seconds'])} | {v['forward_passes']} | "
-                             f"{v['top1']} |")
+                             f"{v.get('scored_tokens')} | {v['top1']} | {fmt(check.get('lds'))} |")
         lines += ["", f"fast path speed-up over the 64-mask ablation audit: "
-                      f"{fmt(sp['speedup_fast'], 1)}x (without verification: "
-                      f"{fmt(sp['speedup_fast_no_verify'], 1)}x); gold {sp['gold']}", ""]
+                      f"{fmt(sp['speedup_fast'], 1)}x (mean of the two default fast runs; "
+                      f"4 verification masks: {fmt(sp.get('speedup_fast_verify_4'), 1)}x; "
+                      f"0 masks, the top-1 removal only: "
+                      f"{fmt(sp.get('speedup_fast_verify_0'), 1)}x); scored tokens "
+                      f"{fmt(sp.get('token_ratio_fast'), 1)}x fewer; gold {sp['gold']}", ""]
     if "retrain" in data:
         r = data["retrain"]
         lines += ["## Retraining from scratch", "",
                   f"shipped validation LDS {fmt(r['shipped_validation_lds'], 3)}, retrained "
                   f"{fmt(r['retrained_validation_lds'], 3)} (difference "
-                  f"{fmt(r['difference'], 3)}; target <= 0.03)", ""]
+                  f"{fmt(r['difference'], 3)}; target <= 0.03); weights "
+                  f"{'identical' if r.get('identical_weights') else 'differ'} "
+                  f"(sha256 {str(r.get('retrained_weights_sha256'))[:12]}); "
+                  f"{r.get('forward_passes')} passes, {fmt(r.get('seconds', 0) / 60, 1)} min "
+                  f"in all; `{r.get('command')}` with a fresh --cache-dir and a temporary "
+                  f"--out; run: {r.get('run')}", ""]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", default="quality,speed")
-    parser.add_argument("--cases", type=int, default=10)
+    parser.add_argument("--cases", type=int, default=50)  # 20 single planted
     parser.add_argument("--train-masks", type=int, default=64)
     parser.add_argument("--test-masks", type=int, default=16)
     parser.add_argument("--cache-dir", default=str(Path(tempfile.gettempdir())
@@ -225,6 +317,10 @@ def main() -> None:
         data["retrain"] = retrain(lm)
         data["retrain"]["run"] = {**step_info, "loadavg_end": machine.load()}
     data["loadavg_end"] = machine.load()
+    # another step may have written the file while this one ran: keep its sections
+    latest: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {}
+    data = {**latest, **data, **{k: latest[k] for k in ("quality", "speed", "retrain")
+                                 if k in latest and k not in steps}}
     write_json(out, data)
     (RESULTS / "attributor.md").write_text(markdown(data), encoding="utf-8")
     print(markdown(data))
