@@ -29,6 +29,7 @@ from sklearn.preprocessing import StandardScaler
 
 from relyscope.audits.base import ANSWER, AuditContext, MethodResult, Probe
 from relyscope.audits.method import AuditMethod, MethodSettings, Outcome
+from relyscope.models import TargetScore
 
 MIN_MASKS_TO_FIT = 8
 CV_FOLDS = 5
@@ -119,7 +120,7 @@ class ContextAblation(AuditMethod):
         """Training masks and held-out (LDS) masks, seeded."""
         rng = np.random.default_rng(ctx.config.seed)
         n_units = len(ctx.unit_ids)
-        if exhaustive(_first_round(settings), n_units, settings.keep_prob):
+        if exhaustive(first_round(settings), n_units, settings.keep_prob):
             train = all_masks(n_units)
         else:  # auto: up to the cap, used as a prefix round by round
             train = random_masks(_most(settings), n_units, settings.keep_prob, rng)
@@ -129,8 +130,8 @@ class ContextAblation(AuditMethod):
     def plan(self, ctx: AuditContext) -> list[Probe]:
         settings = self.settings(ctx)
         train, held_out = self.masks(ctx, settings)
-        return [self._probe(ctx, mask)
-                for mask in np.vstack([train[:_first_round(settings)], held_out])]
+        return [self.probe(ctx, mask)
+                for mask in np.vstack([train[:first_round(settings)], held_out])]
 
     def _adaptive(self, ctx: AuditContext, settings: AblationSettings, train: np.ndarray
                   ) -> tuple[int, str, list[dict[str, object]]]:
@@ -139,7 +140,7 @@ class ContextAblation(AuditMethod):
         answer_tokens = len(ctx.full.target_ids)
         previous: tuple[float | None, list[str]] | None = None
         while True:
-            probes = [self._probe(ctx, mask) for mask in train[:used]]
+            probes = [self.probe(ctx, mask) for mask in train[:used]]
             scored, cut = ctx.score_available(probes)
             if cut is not None:
                 return used, f"budget: {cut}", rounds
@@ -164,12 +165,12 @@ class ContextAblation(AuditMethod):
         train, held_out = self.masks(ctx, settings)
         adaptive: dict[str, object] = {}
         if settings.ablations == "auto" and not exhaustive(
-                _first_round(settings), len(ctx.unit_ids), settings.keep_prob):
+                first_round(settings), len(ctx.unit_ids), settings.keep_prob):
             used, stopped, rounds = self._adaptive(ctx, settings, train)
             train = train[:used]
             adaptive = {"masks_used": used, "stopped": stopped, "rounds": rounds}
         masks = np.vstack([train, held_out])
-        probes = [self._probe(ctx, mask) for mask in masks]
+        probes = [self.probe(ctx, mask) for mask in masks]
         scored, cut = ctx.score_available(probes)
         have = np.array([p in scored for p in probes])
         targets = np.array([scored[p].logit_prob if p in scored else np.nan for p in probes])
@@ -180,7 +181,7 @@ class ContextAblation(AuditMethod):
             "target": "log p/(1-p)",
             "distinct_masks": int(len({m.tobytes() for m in masks})),
             "design": "every mask once" if exhaustive(
-                _first_round(settings), len(ctx.unit_ids), settings.keep_prob) else "random",
+                first_round(settings), len(ctx.unit_ids), settings.keep_prob) else "random",
             **adaptive}
         if len(train_rows) < MIN_MASKS_TO_FIT:
             return Outcome(dict.fromkeys(ctx.unit_ids), extras, cut or "too few masks")
@@ -206,7 +207,7 @@ class ContextAblation(AuditMethod):
         settings = self.settings(ctx)
         train, _held_out = self.masks(ctx, settings)
         train = train[:result.extras.get("masks_used", len(train))]
-        probes = [self._probe(ctx, mask) for mask in train]
+        probes = [self.probe(ctx, mask) for mask in train]
         scored = ctx.cached(probes)
         rows = [i for i, p in enumerate(probes) if p in scored]
         if len(rows) < MIN_MASKS_TO_FIT:
@@ -220,7 +221,15 @@ class ContextAblation(AuditMethod):
                        {"lds": lds, "masks_fit": len(rows)})
 
     @staticmethod
-    def _probe(ctx: AuditContext, mask: np.ndarray) -> Probe:
+    def surrogate(ctx: AuditContext, settings: AblationSettings, masks: np.ndarray,
+                  scores: list[TargetScore]) -> np.ndarray:
+        """The surrogate's weights (per unit, in ctx.unit_ids order) fit on scored masks."""
+        targets = np.array([s.logit_prob for s in scores])
+        weights, _bias = fit_surrogate(masks, targets, settings.alpha, len(ctx.full.target_ids))
+        return weights
+
+    @staticmethod
+    def probe(ctx: AuditContext, mask: np.ndarray) -> Probe:
         dropped = [uid for uid, keep in zip(ctx.unit_ids, mask, strict=True) if not keep]
         return ctx.removal(dropped), ANSWER
 
@@ -233,7 +242,7 @@ class ContextAblation(AuditMethod):
         return spearman_lds(masks[ok].astype(np.float64) @ weights + bias, actual[ok])
 
 
-def _first_round(settings: AblationSettings) -> int:
+def first_round(settings: AblationSettings) -> int:
     """The masks planned up front: all of them, or auto's first round."""
     return settings.auto_start if settings.ablations == "auto" else settings.ablations
 
