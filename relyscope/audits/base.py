@@ -45,6 +45,16 @@ _SCORE_CHUNK = 16
 # a model call's measured cost is an estimate (a shared CPU's load moves it by half): a call
 # starts under a deadline only when this many times its estimate still fits
 _DEADLINE_SAFETY = 1.5
+# under a deadline one scoring call (a trie chunk, a padded batch) is sized, by the cost per
+# token measured on the call before it, to at most this share of the time left: a call that
+# runs several times slower than measured (load on a shared CPU) still ends in time, and
+# calls shrink as the deadline nears
+_CALL_SHARE = 1 / 3
+# with a cancel check (the service's audits) a scoring call is sized to about this long, so
+# a cancelled audit stops within about this long and the next request does not wait for it
+_CANCEL_CALL_SECONDS = 1.0
+# no smaller call: shorter ones are mostly fixed overhead and do not measure the cost per token
+_MIN_CALL_TOKENS = 64
 T = TypeVar("T")
 
 
@@ -83,6 +93,23 @@ class Budget:
         if seconds is not None and seconds <= 0:
             return "time budget reached"
         return self.stop(0.0)
+
+    def call_tokens(self, seconds_per_token: float | None) -> int | None:
+        """The most tokens the next scoring call may run, by the measured `seconds_per_token`:
+        its estimate at most `_CALL_SHARE` of the time left and, when the audit can be
+        cancelled, about `_CANCEL_CALL_SECONDS`; at least `_MIN_CALL_TOKENS` (the stop check
+        still refuses a call that cannot end in time). None when nothing caps it."""
+        if not seconds_per_token:
+            return None
+        caps = []
+        seconds = self.remaining_seconds()
+        if seconds is not None:
+            caps.append(max(0.0, seconds) * _CALL_SHARE)
+        if self.cancelled is not None:
+            caps.append(_CANCEL_CALL_SECONDS)
+        if not caps:
+            return None
+        return max(_MIN_CALL_TOKENS, int(min(caps) / seconds_per_token))
 
     def stop(self, expected_seconds: float) -> str | None:
         """Why a model call expected to take `expected_seconds` must not start now (it would
@@ -250,7 +277,7 @@ class AuditContext:
         """Run `work` and charge the budget with the passes the backend counted for it."""
         before = self.lm.cost.forward_passes
         try:
-            with self.lm.stopping(self.budget.stop):
+            with self.lm.stopping(self.budget.stop, self.budget.call_tokens):
                 return work()
         except ScoringStopped as stopped:  # the deadline or a cancellation, between calls
             raise BudgetExhausted(stopped.reason, {}) from None

@@ -52,6 +52,11 @@ from relyscope.models import CausalLM, Variant
 from relyscope.models.budget import check_input_budget
 from relyscope.report_model import Report, UnitReport, snippet
 
+# of a deadline's time, what is kept after the last model call for building the report (the
+# service keeps its own margin for sending it): this share, at most this many seconds
+_REPORT_RESERVE_SHARE = 0.05
+_REPORT_RESERVE_MAX_S = 0.5
+
 
 def __getattr__(name: str) -> object:
     """`PRIORITY` (deprecated: use registry.method_names()) reads the registry when asked."""
@@ -144,8 +149,10 @@ def _prepare(case: Case, lm: CausalLM, config: AuditConfig, started: float,
     check_input_budget(case, lm, config)  # before generating or scoring
     ends = [t for t in (deadline, started + config.max_seconds if config.max_seconds else None)
             if t is not None]
-    budget = Budget(max_passes=config.max_forward_passes, deadline=min(ends) if ends else None,
-                    cancelled=cancelled)
+    end = min(ends) if ends else None
+    if end is not None:  # model work stops early enough to build the report by the end
+        end -= min(_REPORT_RESERVE_MAX_S, _REPORT_RESERVE_SHARE * max(0.0, end - started))
+    budget = Budget(max_passes=config.max_forward_passes, deadline=end, cancelled=cancelled)
     if budget.deadline is not None:
         lm.calibrate()  # a measured cost per token sizes the first calls against the deadline
     if case.answer is not None:

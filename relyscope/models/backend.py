@@ -60,6 +60,7 @@ from relyscope.models.scoring import (
     ScoringOptions,
     TargetScore,
 )
+from relyscope.models.tree import CallTokens
 
 _SPAN_STATES_KEPT = 16  # clean span states kept for reuse (tracing's top units)
 
@@ -132,15 +133,18 @@ class CausalLM:
     # -- stopping between model calls (deadlines, cancellation) -----------------------------
 
     @contextmanager
-    def stopping(self, stop: Stop | None) -> Iterator[None]:
+    def stopping(self, stop: Stop | None, call_tokens: CallTokens | None = None
+                 ) -> Iterator[None]:
         """Every model call in the block first asks `stop(expected seconds)`; a reason
-        raises ScoringStopped (scoring calls keep what they scored in it)."""
-        previous = self.scorer.stop
-        self.scorer.stop = stop
+        raises ScoringStopped (scoring calls keep what they scored in it). `call_tokens`
+        (given the measured seconds per token) caps the tokens of each scoring call, so
+        chunks shrink to what the time left affords instead of one chunk overrunning."""
+        previous = self.scorer.stop, self.scorer.call_tokens
+        self.scorer.stop, self.scorer.call_tokens = stop, call_tokens
         try:
             yield
         finally:
-            self.scorer.stop = previous
+            self.scorer.stop, self.scorer.call_tokens = previous
 
     @property
     def seconds_per_token(self) -> float | None:

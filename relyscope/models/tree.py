@@ -128,6 +128,7 @@ class TrieEvaluator:
         # the most tokens the next call may run, given the measured cost per token (a
         # deadline's or a cancel check's cap, Budget.call_tokens); None: chunk_tokens
         self.call_tokens: CallTokens | None = None
+        self._measured = False  # whether a call of this evaluator measured the cost per token
 
     @property
     def device(self) -> torch.device:
@@ -182,6 +183,7 @@ class TrieEvaluator:
                 filled[slots_here] = True
             if stop - start >= _TIMED_TOKENS:  # a short call is mostly fixed overhead
                 self.seconds_per_token = (time.perf_counter() - started) / (stop - start)
+                self._measured = True
             if stop < len(trie):
                 live = self._compact(cache, live + list(range(start, stop)),
                                      trie.ancestors(stop))
@@ -190,10 +192,15 @@ class TrieEvaluator:
 
     def _chunk(self) -> int:
         """Tokens for the next call: `chunk_tokens`, or fewer when `call_tokens` caps it
-        (re-asked before every call with the latest measured cost per token). Any chunking
-        scores the same: a chunk boundary only splits which call runs a token."""
+        (re-asked before every call with the latest measured cost per token); under a cap
+        the first call of an evaluation is short, so the cost it was sized by is this call's
+        own. Any chunking scores the same: a boundary only moves which call runs a token."""
         cap = self.call_tokens(self.seconds_per_token) if self.call_tokens else None
-        return self.chunk_tokens if cap is None else max(1, min(self.chunk_tokens, cap))
+        if cap is None:
+            return self.chunk_tokens
+        if not self._measured:  # the cost per token may be stale (load moves): measure first
+            cap = min(cap, _TIMED_TOKENS)
+        return max(1, min(self.chunk_tokens, cap))
 
     def _check_stop(self, tokens: int, slots: list[list[int]], values: torch.Tensor,
                     filled: torch.Tensor) -> None:
