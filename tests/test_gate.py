@@ -128,6 +128,21 @@ def test_assert_reliance_passes_and_fails_readably():
     assert "top units by loo: s0, s1" in message
 
 
+def test_progress_off_a_terminal_is_plain_lines_first_last_and_at_most_one_per_interval():
+    import io
+
+    from relyscope.gate.runs import progress
+
+    log = io.StringIO()  # not a TTY, as stderr in CI: tqdm (disable=None) printed nothing
+    assert list(progress(range(50), "baseline", stream=log, every_s=3600)) == list(range(50))
+    assert log.getvalue().splitlines() == [  # the first and the last query, no line per query
+        "baseline: 1/50 queries, 0 s", "baseline: 50/50 queries, 0 s"]
+    log = io.StringIO()
+    assert list(progress(range(4), "candidate", stream=log, every_s=0)) == list(range(4))
+    assert [line.split(",")[0] for line in log.getvalue().splitlines()] == [
+        f"candidate: {i}/4 queries" for i in range(1, 5)]
+
+
 # -- on the real model: configurations run through the pipeline ---------------------------------
 
 EXAMPLES = __import__("pathlib").Path(__file__).resolve().parent.parent / "examples" / "gate"

@@ -1,12 +1,19 @@
-"""The `relyscope` command line: one module per command, each adding its own subparser."""
+"""The `relyscope` command line: one module per command, each adding its own subparser.
+
+Building the parser imports no model stack: each command imports torch, transformers, Celery,
+gRPC or the audit methods inside the function that runs it, so `relyscope --help`,
+`relyscope report` and `relyscope gate --baseline-results ...` start in about a second
+(tests/test_cli_startup.py holds this).
+"""
 
 from __future__ import annotations
 
 import os
 
 # OpenMP threads spin-wait by default; on shared cores that made 2 threads 3.3x slower than 1
-# (bench/results/perf.json). Passive waiting must be set before torch loads, and importing the
-# commands below loads it.
+# (bench/results/perf.json). Passive waiting must be set before torch loads: the commands
+# below import it only when they run (a command that needs no model starts without it), but
+# set here, it holds whatever imports torch later.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
@@ -51,13 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def quiet_libraries() -> None:
     """Hide transformers' per-load "Loading weights" bars and its info/warning chatter, here and
-    in the worker processes this command starts (they inherit the environment)."""
-    from transformers.utils import logging as hf_logging
+    in the worker processes this command starts (they inherit the environment).
 
+    Both libraries read these variables when they are imported; only when one is imported
+    already (main() called in-process) are their switches flipped here, so a command that never
+    loads a model does not import transformers for this."""
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     os.environ["TRANSFORMERS_VERBOSITY"] = "error"
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
+    if "transformers" in sys.modules or "huggingface_hub" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from relyscope.audits import run_audit
 from relyscope.batch.results import ResultsFile
 from relyscope.case import Case, iter_cases
 from relyscope.cli.options import (
@@ -89,6 +88,8 @@ def audit_cases(cases: Sequence[Case], args: argparse.Namespace, *, done: int = 
     starts at `done` (cases finished by an earlier run); `on_report` gets each report as it
     finishes."""
     from tqdm import tqdm
+
+    from relyscope.audits import run_audit
 
     config = audit_config_from(args)
     options = model_options(args)

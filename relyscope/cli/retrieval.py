@@ -9,7 +9,7 @@ from pathlib import Path
 
 from relyscope.cli.options import add_model_options, model_options, parse_methods
 from relyscope.config import AuditConfig
-from relyscope.retrievers import Embedder, FaissRetriever, IndexSettings
+from relyscope.retrievers import IndexSettings
 from relyscope.retrievers.documents import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
 
 
@@ -45,6 +45,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
+    from relyscope.retrievers import Embedder, FaissRetriever
+
     settings = IndexSettings(chunk_size=args.chunk_size, overlap=args.overlap, index=args.index,
                              nlist=args.nlist, nprobe=args.nprobe)
     embedder = Embedder.load(args.embedder) if args.embedder else None
@@ -61,6 +63,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     # imported here: the pipeline brings the agents stack (LangChain), seconds no other
     # command should pay at start
     from relyscope.pipeline import DEFAULT_SYSTEM, Pipeline
+    from relyscope.retrievers import FaissRetriever
 
     options = model_options(args)
     retriever = FaissRetriever.load(args.index_dir)  # fails fast, before the model loads

@@ -6,9 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from relyscope.audits.attributor_cases import training_cases
-from relyscope.audits.attributor_training import train
-from relyscope.audits.attributor_weights import build, packaged_path, save
 from relyscope.cli.options import add_model_options, model_options
 from relyscope.models.packaged import relyscope_home
 
@@ -33,6 +30,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 def cmd_train_attributor(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+
+    from relyscope.audits.attributor_cases import training_cases
+    from relyscope.audits.attributor_training import train
+    from relyscope.audits.attributor_weights import build, packaged_path, save
 
     if args.cases < 8:
         raise ValueError("--cases must be at least 8 (a validation split and CV folds)")

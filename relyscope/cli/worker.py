@@ -13,18 +13,12 @@ import os
 import socket
 import sys
 
-import torch
-from celery import signals
-
 from relyscope.cli.options import add_model_options, model_options
-from relyscope.protocol.defaults import REDIS_ENV
-from relyscope.service.jobs.celery_app import (
-    DEFAULT_PREFIX,
+from relyscope.protocol.defaults import (
+    DEFAULT_REDIS_PREFIX,
     DEFAULT_VISIBILITY_TIMEOUT,
-    make_app,
-    queue_name,
+    REDIS_ENV,
 )
-from relyscope.service.jobs.worker import WorkerRuntime, WorkerSettings, register_task
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -44,8 +38,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     worker.add_argument("--visibility-timeout", type=float, default=DEFAULT_VISIBILITY_TIMEOUT,
                         help="seconds before an unacknowledged job is delivered again; longer "
                              "than the longest audit (default 3600)")
-    worker.add_argument("--prefix", default=DEFAULT_PREFIX,
-                        help=f"Redis key prefix of the score cache (default {DEFAULT_PREFIX!r})")
+    worker.add_argument("--prefix", default=DEFAULT_REDIS_PREFIX,
+                        help="Redis key prefix of the score cache "
+                             f"(default {DEFAULT_REDIS_PREFIX!r})")
     worker.add_argument("--cache-ttl", type=int, default=7 * 24 * 3600,
                         help="seconds scores stay in the Redis cache (default 7 days)")
     worker.add_argument("--torch-threads", type=int,
@@ -56,6 +51,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
+    # imported here: torch, Celery and the service start no other command
+    import torch
+    from celery import signals
+
+    from relyscope.service.jobs.celery_app import make_app, queue_name
+    from relyscope.service.jobs.worker import WorkerRuntime, WorkerSettings, register_task
+
     logging.basicConfig(level=args.loglevel.upper(), format="relyscope worker: %(message)s")
     if not args.redis_url:
         print(f"relyscope worker: --redis-url (or ${REDIS_ENV}) is required", file=sys.stderr)

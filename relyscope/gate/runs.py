@@ -21,22 +21,28 @@ from __future__ import annotations
 import json
 import random
 import sys
+import time
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from relyscope.case import CaseError, Source
 from relyscope.config import AuditConfig
-from relyscope.models import CausalLM
-from relyscope.models.cache import SqliteScoreCache
-from relyscope.models.loading import ModelOptions
 from relyscope.models.packaged import relyscope_home
 from relyscope.report_model import Report
 
+if TYPE_CHECKING:  # the model stack (torch) loads with the model, not with `relyscope gate`
+    from relyscope.models import CausalLM
+    from relyscope.models.loading import ModelOptions
+
 DEFAULT_GATE_AUDIT = {"methods": ("attention", "loo")}
+#: off a terminal (a CI log), at most one progress line per this many seconds
+PROGRESS_LINE_EVERY_S = 30.0
+
+T = TypeVar("T")
 
 
 class RetrievalConfig(BaseModel):
@@ -118,6 +124,8 @@ def default_cache_file() -> Path:
 
 def load_model(options: ModelOptions, *, cache_file: str | Path | None) -> CausalLM:
     """The gate's model, its scores kept in `cache_file` across runs (None: in memory only)."""
+    from relyscope.models.cache import SqliteScoreCache
+
     return options.load(cache=SqliteScoreCache(cache_file) if cache_file is not None else None)
 
 
@@ -143,8 +151,6 @@ def run_configuration(eval_rows: Sequence[dict[str, str]], config_path: str | Pa
                       lm: CausalLM, *, save: str | Path | None = None, label: str = "run"
                       ) -> list[Report]:
     """Answer and audit every evaluation query under one retrieval configuration."""
-    from tqdm import tqdm
-
     from relyscope.pipeline import Pipeline
     from relyscope.report import jsonl_line
 
@@ -153,7 +159,7 @@ def run_configuration(eval_rows: Sequence[dict[str, str]], config_path: str | Pa
     pipeline_kwargs = {"system": config.system} if config.system else {}
     pipeline = Pipeline(build_retriever(config), lm, **pipeline_kwargs)
     reports = []
-    for row in tqdm(eval_rows, desc=label, unit="query", file=sys.stderr, disable=None):
+    for row in progress(eval_rows, label):
         result = pipeline.ask(row["query"], top_k=config.top_k, audit=audit, case_id=row["id"])
         assert result.report is not None
         reports.append(result.report)
@@ -163,3 +169,30 @@ def run_configuration(eval_rows: Sequence[dict[str, str]], config_path: str | Pa
         (folder / f"{label}.jsonl").write_text("".join(jsonl_line(r) for r in reports),
                                                encoding="utf-8")
     return reports
+
+
+def progress(rows: Sequence[T], label: str, *, stream: IO[str] | None = None,
+             every_s: float = PROGRESS_LINE_EVERY_S) -> Iterator[T]:
+    """`rows`, reporting progress on `stream` (default stderr): tqdm's bar on a terminal; off
+    one (CI logs, where a bar is hidden or one endless line of carriage returns) a plain line
+    `label: done/total queries, N s` after the first query, then at most one per `every_s`
+    seconds, and after the last, so a long gate shows it is alive without a line per query."""
+    stream = sys.stderr if stream is None else stream
+    if stream.isatty():
+        from tqdm import tqdm
+
+        yield from tqdm(rows, desc=label, unit="query", file=stream)
+        return
+    yield from _log_lines(rows, label, stream, every_s)
+
+
+def _log_lines(rows: Sequence[T], label: str, stream: IO[str], every_s: float
+               ) -> Iterator[T]:
+    started = last = time.monotonic()
+    for done, row in enumerate(rows, 1):
+        yield row
+        now = time.monotonic()
+        if done == 1 or done == len(rows) or now - last >= every_s:
+            print(f"{label}: {done}/{len(rows)} queries, {now - started:.0f} s", file=stream,
+                  flush=True)
+            last = now

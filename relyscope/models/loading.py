@@ -8,13 +8,15 @@ dataclass of strings: hashable, and picklable for spawned worker processes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from relyscope.errors import CaseError
-from relyscope.models.backend import CausalLM
 from relyscope.models.packaged import DEFAULT_MODEL
-from relyscope.models.scoring import ScoreCache, ScoringOptions
+
+if TYPE_CHECKING:  # torch and the backend load in `load` and the device check: the CLI's
+    # flags (DTYPES, the defaults) are read without them
+    from relyscope.models.backend import CausalLM
+    from relyscope.models.scoring import ScoreCache, ScoringOptions
 
 #: The dtypes a model can run in (names as in torch).
 DTYPES = ("float32", "bfloat16", "float16")
@@ -36,10 +38,16 @@ class ModelOptions:
             raise CaseError("dtype", f"{self.dtype!r} is not one of {', '.join(DTYPES)}")
         if not isinstance(self.device, str) or not self.device.strip():
             raise CaseError("device", "give a torch device such as cpu or cuda")
-        try:
-            torch.device(self.device)
-        except (RuntimeError, ValueError) as err:
-            raise CaseError("device", f"{self.device!r} is not a torch device ({err})") from None
+        # the default needs no check, and so no torch import (the CLI's flags read
+        # `ModelOptions()`'s defaults)
+        if self.device != "cpu":
+            import torch
+
+            try:
+                torch.device(self.device)
+            except (RuntimeError, ValueError) as err:
+                raise CaseError("device",
+                                f"{self.device!r} is not a torch device ({err})") from None
         if self.model == "":
             object.__setattr__(self, "model", None)
 
@@ -60,6 +68,10 @@ class ModelOptions:
     def load(self, *, cache: ScoreCache | None = None,
              options: ScoringOptions | None = None) -> CausalLM:
         """Load the model; `cache` keeps its scores (default: in memory)."""
+        import torch
+
+        from relyscope.models.backend import CausalLM
+
         if torch.device(self.device).type == "cuda" and not torch.cuda.is_available():
             raise CaseError("device", f"{self.device!r}: CUDA is not available on this machine")
         return CausalLM.load(self.model, device=self.device, dtype=self.dtype, cache=cache,

@@ -16,9 +16,10 @@ from typing import Any
 from celery import Celery
 from kombu import Exchange, Queue
 
+from relyscope.protocol.defaults import DEFAULT_REDIS_PREFIX as DEFAULT_PREFIX  # noqa: F401
+from relyscope.protocol.defaults import DEFAULT_VISIBILITY_TIMEOUT
+
 AUDIT_TASK = "relyscope.audit"
-DEFAULT_VISIBILITY_TIMEOUT = 3600.0
-DEFAULT_PREFIX = "relyscope:"
 
 
 def queue_name(model_id: str) -> str:
