@@ -458,6 +458,65 @@ def flops_share(result: dict[str, Any], matmul: float) -> dict[str, Any]:
     return out
 
 
+# -- the 40-source point, flat vs screened (issue 14) --------------------------------------
+
+# the settings that cut the 40-source point (all user settings of AuditConfig): leave-one-out
+# only the top 3 units of the ablation surrogate (loo screen_top, on ablation's own first-round
+# masks), and the adaptive mask count from 12 masks, 2 a round, capped at the old 32
+SCREENED = AuditConfig(methods=("attention", "loo", "ablation"), method_settings={
+    "loo": {"screen_top": 3},
+    "ablation": {"ablations": "auto", "auto_start": 12, "auto_step": 2, "auto_cap": 32}})
+
+
+def curve_point(lm: CausalLM, sources: int, configs: dict[str, AuditConfig], log
+                ) -> dict[str, Any]:
+    """One point of the sources curve under each config: passes, tokens, seconds and each
+    method's top-k drops (the audit's own faithfulness checks), in one run."""
+    case = perf_case(0, sources=sources)
+    out: dict[str, Any] = {"case": case.id, "sources": sources, "gold": case.metadata["gold"],
+                           "configs": {k: c.model_dump(mode="json") for k, c in configs.items()},
+                           "runs": {}}
+    for name, config in configs.items():
+        backend = fresh(lm, f"point-{name}")
+        report = run_audit(case, backend, config)
+        out["runs"][name] = {
+            "prompt_tokens": len(backend.renderer(case).render().prompt_ids),
+            "seconds": report.cost["seconds"], "forward_passes": report.cost["forward_passes"],
+            "tokens_processed": backend.cost.tokens, "per_method": report.cost["per_method"],
+            "topk_drop": {m: f["topk_drop"] for m, f in report.faithfulness.items()},
+            "top3": {m: report.ranking(m)[:3] for m in report.faithfulness},
+            "ablation": {k: report.methods["ablation"].get(k)
+                         for k in ("masks_used", "stopped", "masks_fit", "lds")},
+            "loo_screen": report.methods["loo"].get("screen")}
+        log(f"point {sources} {name}: {report.cost['forward_passes']} passes, "
+            f"{backend.cost.tokens} tokens, {report.cost['seconds']:.1f} s")
+    return out
+
+
+def point_main(argv: list[str] | None = None) -> int:
+    """`python -m bench.perf --point 40`: the point flat (today's curve config) and screened,
+    merged into perf.json (key `point_<n>`) with the commit and load; perf.md re-rendered."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.perf")
+    parser.add_argument("--point", type=int, required=True, help="number of sources")
+    args = parser.parse_args(argv)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                            cwd=ROOT).stdout.strip()
+    load_start = machine.load()
+    lm = CausalLM.load()
+    block = curve_point(lm, args.point, {"flat": FULL.curve_config, "screened": SCREENED},
+                        lambda msg: print(msg, file=sys.stderr, flush=True))
+    block.update(commit=commit, loadavg_start=load_start, loadavg_end=machine.load())
+    path = ROOT / "bench" / "results" / "perf.json"
+    result = json.loads(path.read_text(encoding="utf-8"))
+    result[f"point_{args.point}"] = block
+    write_json(path, result)
+    (path.parent / "perf.md").write_text(markdown(result), encoding="utf-8")
+    print(json.dumps(block["runs"], indent=1))
+    return 0
+
+
 def markdown(result: dict[str, Any]) -> str:
     from bench.perf_md import render
 
@@ -465,4 +524,6 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover
+    if "--point" in sys.argv:
+        sys.exit(point_main())
     print(json.dumps(run(QUICK, Path("bench/results"), mode="quick"), indent=1)[:2000])

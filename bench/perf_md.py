@@ -33,6 +33,37 @@ def _side_by_side(block: dict[str, Any], share: Any) -> list[str]:
     return lines
 
 
+def _point(block: dict[str, Any]) -> list[str]:
+    """One point of the sources curve, flat vs screened, measured in one run."""
+    runs = block["runs"]
+    lines = ["", f"### The {block['sources']}-source point: flat vs screened (issue 14)", "",
+             f"Commit `{block['commit']}`, load {block['loadavg_start']} at start and "
+             f"{block['loadavg_end']} at the end; case {block['case']} (planted fact in "
+             f"{', '.join(block['gold'])}). Settings:", ""]
+    for name, config in block["configs"].items():
+        lines.append(f"- {name}: methods {', '.join(config['methods'])}; method settings "
+                     f"`{config['method_settings']}`")
+    lines += ["", "| run | passes | tokens processed | seconds | ablation masks (stopped) | "
+              "LOO units removed | top-3 drop loo / ablation / attention |",
+              "|---|---|---|---|---|---|---|"]
+    for name, e in runs.items():
+        drops = " / ".join(_f(e["topk_drop"].get(m, {}).get("3"), 1)
+                           for m in ("loo", "ablation", "attention"))
+        screen = e.get("loo_screen")
+        removed = screen["top"] if screen else block["sources"]
+        ablation = e["ablation"]
+        masks = ablation.get("masks_used") or ablation.get("masks_fit")
+        lines.append(f"| {name} | {e['forward_passes']} | {e['tokens_processed']} | "
+                     f"{_f(e['seconds'], 1)} | {masks} ({ablation.get('stopped') or 'fixed'}) | "
+                     f"{removed} | {drops} |")
+    if "flat" in runs and "screened" in runs:
+        lines += ["", f"Screened / flat tokens: "
+                  f"{_f(runs['screened']['tokens_processed'] / runs['flat']['tokens_processed'])}"
+                  f"; passes: "
+                  f"{_f(runs['screened']['forward_passes'] / runs['flat']['forward_passes'])}."]
+    return lines
+
+
 def render(r: dict[str, Any]) -> str:
     m = r["machine"]
     dtype = r["model"]["dtype"]
@@ -78,6 +109,8 @@ def render(r: dict[str, Any]) -> str:
             lines.append(f"| {label} | {p['sources']} | {p['prompt_tokens']} | "
                          f"{p['forward_passes']} | {p['tokens_processed']} | "
                          f"{_f(p['seconds'], 1)} | {_f(p['scoring_gflops'], 1)} |")
+    for key in sorted(k for k in r if k.startswith("point_")):
+        lines += _point(r[key])
     lines += ["", "## Scoring options on a 5-source leave-one-out (6 variants)", "",
               "| options | passes | tokens | seconds | speed-up vs naive | tokens vs naive |",
               "|---|---|---|---|---|---|"]
