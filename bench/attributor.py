@@ -33,13 +33,15 @@ import numpy as np
 from bench import machine
 from bench.report import fmt, write_json
 from relyscope.audits import run_audit
-from relyscope.audits.ablation import fit_surrogate, spearman_lds
+from relyscope.audits.ablation import fit_surrogate, random_masks, spearman_lds
 from relyscope.audits.attributor_cases import CaseMaker, training_cases
 from relyscope.audits.attributor_training import CaseOutcomes, case_outcomes
 from relyscope.audits.attributor_weights import packaged_path, weights_for
+from relyscope.audits.base import ANSWER, AuditContext, Budget
 from relyscope.config import AuditConfig
-from relyscope.models import CausalLM
+from relyscope.models import CausalLM, Variant
 from relyscope.models.scoring import MemoryScoreCache
+from relyscope.models.tree import TokenTrie
 
 RESULTS = Path(__file__).parent / "results"
 HELD_OUT_SEED = 1001  # training uses seed 0 and the even-numbered demo questions
@@ -50,10 +52,20 @@ def _lds(masks: np.ndarray, targets: np.ndarray, scores: np.ndarray) -> float | 
 
 
 def quality(lm: CausalLM, n_cases: int, train_masks: int, test_masks: int,
-            cache: Path) -> dict[str, Any]:
+            cache: Path, max_minutes: float | None = None) -> dict[str, Any]:
+    """Planted and tool cases first (short), then real text (long passages, sentence units);
+    with `max_minutes`, no case starts after that time and the summary covers the cases
+    that ran (the settings say how many were asked for; the cache keeps the rest's work)."""
     weights = weights_for(lm.info.id, lm.num_layers, lm.num_heads, None).vector()
     rows = []
-    for item in training_cases(n_cases, HELD_OUT_SEED, real_split="held_out"):
+    cases = training_cases(n_cases, HELD_OUT_SEED, real_split="held_out")
+    cases.sort(key=lambda c: c.kind == "real")  # stable: the generated order otherwise
+    began = time.perf_counter()
+    for item in cases:
+        if max_minutes is not None and time.perf_counter() - began > 60 * max_minutes:
+            print(f"time limit {max_minutes} min: {len(rows)} of {len(cases)} cases ran",
+                  flush=True)
+            break
         started = time.perf_counter()
         d: CaseOutcomes = case_outcomes(item, lm, masks=train_masks + test_masks,
                                         keep_prob=0.5, seed=HELD_OUT_SEED, cache_dir=cache)
@@ -91,7 +103,8 @@ def quality(lm: CausalLM, n_cases: int, train_masks: int, test_masks: int,
                              if r["verify_subsets"].get(str(k))])
                  for stat in ("mean_abs_error", "below_min_lds")}
         for k in VERIFY_KS}
-    return {"settings": {"cases": n_cases, "seed": HELD_OUT_SEED, "train_masks": train_masks,
+    return {"settings": {"cases": n_cases, "cases_run": len(rows), "max_minutes": max_minutes,
+                         "seed": HELD_OUT_SEED, "train_masks": train_masks,
                          "test_masks": test_masks, "ablation_alpha": 0.01},
             "summary": summary, "cases": rows}
 
@@ -181,6 +194,53 @@ def speed(lm: CausalLM, units: int = 24, ablations: int = 64) -> dict[str, Any]:
             "token_ratio_fast": base["scored_tokens"] / timings["fast"]["scored_tokens"]}
 
 
+def _grouped_masks(k: int, group: int, share: float, units: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """k keep/drop masks (each unit kept with p 0.5) in groups of `group` that agree on the
+    first `share` of the units: masks of a group share that prefix in the token trie."""
+    out = []
+    for _ in range(k // group):
+        head = rng.random(units) < 0.5
+        cut = int(share * units)
+        for _ in range(group):
+            mask = rng.random(units) < 0.5
+            mask[:cut] = head[:cut]
+            out.append(mask)
+    return np.array(out)
+
+
+def designs(lm: CausalLM, units: int = 24, draws: int = 5) -> dict[str, Any]:
+    """Token-trie sizes (no model pass: the renderer and the trie only) of the speed step's
+    case: what each verification design would make the batched scorer run, beside the fast
+    audit's fixed variants (full answer, joint removal, top-1 removal) and the 64-mask
+    ablation's masks. Independent masks are what `learned` draws; grouped masks share the
+    first part of their decisions (each unit still kept with p 0.5, but the masks of a group
+    only differ in the rest, so the check sees fewer independent comparisons)."""
+    item = CaseMaker(HELD_OUT_SEED + 1).planted(0, units)
+    case = lm.answer(item.case)
+    ctx = AuditContext(case, lm, AuditConfig.from_dict({"preset": "fast"}), Budget())
+    fixed = [(Variant(), ANSWER), (ctx.removal(ctx.unit_ids), ANSWER),
+             (ctx.removal(list(item.gold)), ANSWER)]
+
+    def tokens(masks: np.ndarray) -> int:
+        probes = [(ctx.removal([u for u, keep in zip(ctx.unit_ids, m, strict=True)
+                                if not keep]), ANSWER) for m in masks]
+        return len(TokenTrie.build([ctx.render(p).input_ids for p in probes]))
+
+    n = len(ctx.unit_ids)
+    rows: dict[str, float] = {"prompt_and_answer": len(ctx.full.input_ids),
+                              "fixed_full_joint_top1": len(TokenTrie.build(
+                                  [ctx.render(p).input_ids for p in fixed]))}
+    for k in (4, 8, 16, 64):
+        rows[f"independent_{k}"] = float(np.mean([
+            tokens(random_masks(k, n, 0.5, np.random.default_rng(s))) for s in range(draws)]))
+    for group, share in ((2, 0.5), (4, 0.5), (4, 0.75)):
+        rows[f"grouped_8_by_{group}_sharing_{share}"] = float(np.mean([
+            tokens(_grouped_masks(8, group, share, n, np.random.default_rng(s)))
+            for s in range(draws)]))
+    return {"units": n, "draws": draws, "trie_tokens": rows}
+
+
 def retrain(lm: CausalLM) -> dict[str, Any]:
     """The shipped weights' recorded command, run as is (a subprocess of the installed CLI)
     with a fresh cache and a temporary --out, so nothing cached or packaged is reused."""
@@ -228,7 +288,10 @@ def markdown(data: dict[str, Any]) -> str:
         q = data["quality"]
         s = q["summary"]
         lines += ["## Held-out cases", "", f"run: {q.get('run')}", "",
-                  f"{q['settings']['cases']} cases (seed {q['settings']['seed']}); LDS on "
+                  f"{q['settings'].get('cases_run', q['settings']['cases'])} of "
+                  f"{q['settings']['cases']} cases ran (seed {q['settings']['seed']}; "
+                  f"planted and tool cases first, then real text; time limit "
+                  f"{q['settings'].get('max_minutes')} min); LDS on "
                   f"{q['settings']['test_masks']} held-out masks; ablation surrogate fit on "
                   f"{q['settings']['train_masks']} masks.", "",
                   "| group | cases | learned | attention | ablation |", "|---|---|---|---|---|"]
@@ -270,6 +333,14 @@ def markdown(data: dict[str, Any]) -> str:
                       f"0 masks, the top-1 removal only: "
                       f"{fmt(sp.get('speedup_fast_verify_0'), 1)}x); scored tokens "
                       f"{fmt(sp.get('token_ratio_fast'), 1)}x fewer; gold {sp['gold']}", ""]
+    if "designs" in data:
+        de = data["designs"]
+        lines += ["## Verification designs: token-trie tokens the batched scorer would run", "",
+                  f"the speed step's case ({de['units']} units), mean over {de['draws']} draws "
+                  "of masks; no model pass (renderer and trie only); run: "
+                  f"{de.get('run')}", "", "| variants | trie tokens |", "|---|---|"]
+        lines += [f"| {name} | {fmt(v, 0)} |" for name, v in de["trie_tokens"].items()]
+        lines.append("")
     if "retrain" in data:
         r = data["retrain"]
         lines += ["## Retraining from scratch", "",
@@ -290,6 +361,8 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=50)  # 20 single planted
     parser.add_argument("--train-masks", type=int, default=64)
     parser.add_argument("--test-masks", type=int, default=16)
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="quality: start no case after this many minutes")
     parser.add_argument("--cache-dir", default=str(Path(tempfile.gettempdir())
                                                    / "relyscope-attributor-bench"))
     args = parser.parse_args()
@@ -308,18 +381,21 @@ def main() -> None:
                  "loadavg_start": machine.load()}
     if "quality" in steps:
         data["quality"] = quality(lm, args.cases, args.train_masks, args.test_masks,
-                                  Path(args.cache_dir))
+                                  Path(args.cache_dir), args.max_minutes)
         data["quality"]["run"] = {**step_info, "loadavg_end": machine.load()}
     if "speed" in steps:
         data["speed"] = speed(lm)
         data["speed"]["run"] = {**step_info, "loadavg_end": machine.load()}
+    if "designs" in steps:
+        data["designs"] = designs(lm)
+        data["designs"]["run"] = {**step_info, "loadavg_end": machine.load()}
     if "retrain" in steps:
         data["retrain"] = retrain(lm)
         data["retrain"]["run"] = {**step_info, "loadavg_end": machine.load()}
     data["loadavg_end"] = machine.load()
     # another step may have written the file while this one ran: keep its sections
     latest: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {}
-    data = {**latest, **data, **{k: latest[k] for k in ("quality", "speed", "retrain")
+    data = {**latest, **data, **{k: latest[k] for k in ("quality", "speed", "designs", "retrain")
                                  if k in latest and k not in steps}}
     write_json(out, data)
     (RESULTS / "attributor.md").write_text(markdown(data), encoding="utf-8")

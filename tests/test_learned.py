@@ -47,6 +47,9 @@ def test_fast_path_ranks_the_planted_source_first(real_lm: CausalLM) -> None:
     assert check["top1"] == PLANTED and check["top1_survives"] is True
     assert check["top1_measured_drop"] > 1.0
     assert check["reliable"] and UNRELIABLE not in report.verdicts
+    # the verification LDS reaches the report a caller reads (its JSON form)
+    saved = report.to_dict()["methods"]["learned"]["verification"]
+    assert saved["lds"] == check["lds"] and saved["masks"] == 8
     # 1 attention pass, the full answer and joint removal, 8 masks and the top-1 removal;
     # no other method and no faithfulness variants (the estimate's check is the check)
     assert report.cost["forward_passes"] <= 12
