@@ -1,18 +1,22 @@
 """The learned attributor against attention and ablation, on cases never used in training.
 
-Steps (python -m bench.attributor [--steps quality,speed,retrain]):
+Steps (python -m bench.attributor [--steps quality,speed,profile,designs,retrain]):
 - quality: held-out cases (planted single and redundant facts, real text of the held-out
-  questions with source and sentence units, tool traces; a seed training never used). Each
-  case: one attention pass and `--train-masks` + `--test-masks` random masks scored once
-  (cached on disk, so a rerun resumes). LDS on the test masks of: the learned estimate, raw
-  attention (uniform weights over heads; the provenance method's ranking) and the ablation
-  surrogate fit on the train masks (ContextCite's LASSO, the `ablation` method's). Precision@1
-  on single-source planted cases for the three.
-- speed: a 24-unit planted case, side by side in one process: the fast preset (attention +
-  learned + 8 verification masks) vs attention + the 64-mask ablation audit, and one forward
-  pass of the same case.
-- retrain: `relyscope train-attributor`'s training from scratch (a fresh cache) with the
-  shipped weights' recorded settings; its validation LDS beside the shipped one (target: within
+  questions with source and sentence units, tool traces; a seed training never used; 50 by
+  default, 20 of them single planted; planted and tool cases first, `--max-minutes` stops
+  starting cases). Each case: one attention pass and `--train-masks` + `--test-masks` random
+  masks scored once (cached on disk, so a rerun resumes). LDS on the test masks of: the
+  learned estimate, raw attention (uniform weights over heads; the provenance method's
+  ranking) and the ablation surrogate fit on the train masks (ContextCite's LASSO, the
+  `ablation` method's). Precision@1 on single-source planted cases for the three. A report's
+  `verify=K` check replayed on K-subsets of the test masks.
+- speed: a 24-unit planted case, side by side in one process, an empty score cache per audit:
+  the fast preset at 8 (twice), 4 and 0 verification masks vs attention + the 64-mask
+  ablation audit, and one forward pass of the same case; seconds, passes and scored tokens.
+- profile: where one fast audit's seconds go (cProfile).
+- designs: token-trie tokens of verification mask designs on the speed case (no model pass).
+- retrain: the shipped weights' recorded `relyscope train-attributor` command run as is with a
+  fresh cache and a temporary --out; its validation LDS beside the shipped one (target: within
   0.03).
 Writes bench/results/attributor.json and .md with the commit, the machine and its load.
 """
@@ -20,7 +24,9 @@ Writes bench/results/attributor.json and .md with the commit, the machine and it
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
+import pstats
 import subprocess
 import sys
 import tempfile
@@ -44,6 +50,7 @@ from relyscope.models.scoring import MemoryScoreCache
 from relyscope.models.tree import TokenTrie
 
 RESULTS = Path(__file__).parent / "results"
+STEPS = ("quality", "speed", "profile", "designs", "retrain")
 HELD_OUT_SEED = 1001  # training uses seed 0 and the even-numbered demo questions
 
 
@@ -194,6 +201,35 @@ def speed(lm: CausalLM, units: int = 24, ablations: int = 64) -> dict[str, Any]:
             "token_ratio_fast": base["scored_tokens"] / timings["fast"]["scored_tokens"]}
 
 
+def profile(lm: CausalLM, units: int = 24, verify: int = 0) -> dict[str, Any]:
+    """Where a fast audit's seconds go (cProfile, cumulative seconds of the named functions),
+    on the speed step's case with an empty score cache, after one untimed audit."""
+    item = CaseMaker(HELD_OUT_SEED + 1).planted(0, units)
+    case = lm.answer(item.case)
+    config = AuditConfig.from_dict({"preset": "fast",
+                                    "method_settings": {"learned": {"verify": verify}}})
+    run_audit(case, lm, config)  # warm-up
+    _fresh_scores(lm)
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.runcall(run_audit, case, lm, config)
+    total = time.perf_counter() - started
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    wanted = {"attention_pass": ("backend.py", "attention_pass"),
+              "shared_scoring_full_and_joint": ("runner.py", "_score_shared"),
+              "learned_verification": ("learned.py", "_verify"),
+              "linear_layers": ("~", "<built-in method torch._C._nn.linear>"),
+              "sdpa": ("~", "<built-in method torch._C._nn.scaled_dot_product_attention>"),
+              "eager_attention": ("modeling_llama.py", "eager_attention_forward")}
+    found: dict[str, float] = {}
+    for (path, _line, func), row in stats.items():
+        for name, (suffix, fname) in wanted.items():
+            if func == fname and path.endswith(suffix):
+                found[name] = found.get(name, 0.0) + row[3]  # cumulative seconds
+    return {"verify": verify, "seconds": total,
+            "cumulative_seconds": {k: round(v, 2) for k, v in found.items()}}
+
+
 def _grouped_masks(k: int, group: int, share: float, units: int,
                    rng: np.random.Generator) -> np.ndarray:
     """k keep/drop masks (each unit kept with p 0.5) in groups of `group` that agree on the
@@ -229,6 +265,8 @@ def designs(lm: CausalLM, units: int = 24, draws: int = 5) -> dict[str, Any]:
 
     n = len(ctx.unit_ids)
     rows: dict[str, float] = {"prompt_and_answer": len(ctx.full.input_ids),
+                              "full_joint": len(TokenTrie.build(
+                                  [ctx.render(p).input_ids for p in fixed[:2]])),
                               "fixed_full_joint_top1": len(TokenTrie.build(
                                   [ctx.render(p).input_ids for p in fixed]))}
     for k in (4, 8, 16, 64):
@@ -333,6 +371,11 @@ def markdown(data: dict[str, Any]) -> str:
                       f"0 masks, the top-1 removal only: "
                       f"{fmt(sp.get('speedup_fast_verify_0'), 1)}x); scored tokens "
                       f"{fmt(sp.get('token_ratio_fast'), 1)}x fewer; gold {sp['gold']}", ""]
+    if "profile" in data:
+        pr = data["profile"]
+        lines += [f"## Profile of one fast audit (verify {pr['verify']}, {fmt(pr['seconds'])} s)",
+                  "", f"cumulative seconds: {pr['cumulative_seconds']}; run: {pr.get('run')}",
+                  ""]
     if "designs" in data:
         de = data["designs"]
         lines += ["## Verification designs: token-trie tokens the batched scorer would run", "",
@@ -386,6 +429,9 @@ def main() -> None:
     if "speed" in steps:
         data["speed"] = speed(lm)
         data["speed"]["run"] = {**step_info, "loadavg_end": machine.load()}
+    if "profile" in steps:
+        data["profile"] = profile(lm)
+        data["profile"]["run"] = {**step_info, "loadavg_end": machine.load()}
     if "designs" in steps:
         data["designs"] = designs(lm)
         data["designs"]["run"] = {**step_info, "loadavg_end": machine.load()}
@@ -395,8 +441,7 @@ def main() -> None:
     data["loadavg_end"] = machine.load()
     # another step may have written the file while this one ran: keep its sections
     latest: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {}
-    data = {**latest, **data, **{k: latest[k] for k in ("quality", "speed", "designs", "retrain")
-                                 if k in latest and k not in steps}}
+    data = {**latest, **data, **{k: latest[k] for k in STEPS if k in latest and k not in steps}}
     write_json(out, data)
     (RESULTS / "attributor.md").write_text(markdown(data), encoding="utf-8")
     print(markdown(data))
