@@ -370,7 +370,7 @@ class CaseFactory:
         detail = self.rng.choice(DETAILS)
         n, colour, word = self.rng.randint(11, 19), self.rng.choice(_COLOURS), self.word()
         return self._with_extra(case_id, index, "partial",
-                                lambda p, cap: detail.format(P=cap, n=n, c=colour, w=word))
+                                lambda p, cap: detail.format(p=p, P=cap, n=n, c=colour, w=word))
 
     def _tool_chain(self, case_id: str, index: int) -> Case:
         city = self.word()

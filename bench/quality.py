@@ -54,13 +54,17 @@ class QualitySettings:
     paraphrase_per_kind: int = 0  # certified cases per kind re-audited with the paraphrase
     max_seconds: float | None = None  # stop drawing candidates after this; results stay valid
     all_methods: bool = False  # every registered method, not only the registry's defaults
+    all_methods_per_kind: int = 0  # certified cases per kind audited with every method
     extra_notes: tuple[str, ...] = field(default_factory=tuple)
 
 
 QUICK = QualitySettings(targets={**dict.fromkeys(DISAGREEMENT_KINDS, 1), "single": 1},
                         max_candidates=4, paraphrase_per_kind=1)
+# the first 3 certified cases of each kind get every registered method and a paraphrased
+# re-audit (the opt-in methods cost 5-6x the default audit: heads and integrated gradients)
 FULL = QualitySettings(targets={**dict.fromkeys(DISAGREEMENT_KINDS, 30), "single": 10,
-                                "parametric": 5})
+                                "parametric": 5},
+                       max_candidates=200, paraphrase_per_kind=3, all_methods_per_kind=3)
 
 
 def git_commit() -> dict[str, Any]:
@@ -162,6 +166,14 @@ def audit_case(lm: CausalLM, case: Case, config: AuditConfig, paraphrase: bool
         if paraphrased is not None and method in paraphrased:
             entry["stability"] = rank_correlation(scores, paraphrased[method])
         row["methods"][method] = entry
+    for method, entry in row["methods"].items():  # top-1 agreement with the interventions
+        for reference in ("loo", "ablation"):
+            other = row["methods"].get(reference)
+            entry[f"agrees_{reference}"] = (entry["top"] == other["top"]
+                                            if other and method != reference else None)
+    completeness = report.methods.get("integrated_gradients", {}).get("relative_delta")
+    if completeness is not None:
+        row["integrated_gradients_relative_delta"] = completeness
     return row
 
 
@@ -200,7 +212,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                             "top1_drop": _mean(r["methods"][m]["topk_drop"].get("1")
                                                for r in mine if m in r["methods"]),
                             "stability": _mean(r["methods"][m].get("stability")
-                                               for r in mine if m in r["methods"])}
+                                               for r in mine if m in r["methods"]),
+                            "agrees_loo": _rate(mine, m, "agrees_loo"),
+                            "agrees_ablation": _rate(mine, m, "agrees_ablation")}
                         for m in methods},
             "reliance_methods_agree_on_top": _mean(agree),
             "attention_agrees_with_loo": _mean(att_loo),
@@ -224,8 +238,17 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                  "seconds": _mean(r["method_cost"].get(m, {}).get("seconds") for r in rows)}
              for m in methods if any(m in r["method_cost"] for r in rows)}
     lds = [r["lds"] for r in rows if r["lds"] is not None]
+    agreement = {m: {ref: _rate(rows, m, f"agrees_{ref}") for ref in ("loo", "ablation")}
+                 for m in methods}
+    ig_delta = [r["integrated_gradients_relative_delta"] for r in rows
+                if r.get("integrated_gradients_relative_delta") is not None]
     return {"methods": methods, "kinds": per_kind, "cost_per_case": costs,
             "lds_ablation": {"mean": _mean(lds), "cases": len(lds)},
+            "agreement_with_interventions": agreement,
+            "integrated_gradients_completeness": {
+                "median_relative_delta": statistics.median(ig_delta) if ig_delta else None,
+                "within_25_percent": _mean(d <= 0.25 for d in ig_delta),
+                "cases": len(ig_delta)},
             "audit_per_case": {"forward_passes": _mean(r["cost"] for r in rows),
                                "seconds": _mean(r["seconds"] for r in rows)}}
 
@@ -244,9 +267,9 @@ def certification_counts(certificates: list[dict[str, Any]], kinds: list[str]
 def run(lm: CausalLM, settings: QualitySettings, out_dir: Path, *, mode: str,
         log=print) -> dict[str, Any]:
     started = time.monotonic()
+    every_method = settings.config.model_copy(update={"methods": method_names()})
     if settings.all_methods:
-        settings = replace(settings, config=settings.config.model_copy(
-            update={"methods": method_names()}))
+        settings = replace(settings, config=every_method)
     info = machine.machine_info()
     source = git_commit()
     factory = CaseFactory(settings.seed, settings.units)
@@ -282,10 +305,13 @@ def run(lm: CausalLM, settings: QualitySettings, out_dir: Path, *, mode: str,
             "seconds": time.monotonic() - started,
             "notes": [*settings.extra_notes,
                       "methods: every registered method" if settings.all_methods else
-                      "methods: the registry's defaults at the commit above (--all-methods "
-                      "adds the others)",
+                      "methods: the registry's defaults at the commit above, and every "
+                      f"registered method on the first {settings.all_methods_per_kind} "
+                      "certified cases of each kind (--all-methods: on every case)",
                       *(["no paraphrased re-audits in this run: no stability figures"]
-                        if settings.paraphrase_per_kind == 0 else []),
+                        if settings.paraphrase_per_kind == 0 else
+                        [f"stability: the first {settings.paraphrase_per_kind} certified "
+                         "cases of each kind re-audited with the paraphrased question"]),
                       "attention_rollout shares the attention pass; tracing_in_dist shares "
                       "tracing's passes"]}
         write_json(out_dir / "quality.json", result)
@@ -308,7 +334,9 @@ def run(lm: CausalLM, settings: QualitySettings, out_dir: Path, *, mode: str,
                 log(f"certify {case.id}: {cert.reason}")
                 continue
             kept[kind] += 1
-            rows.append(audit_case(lm, certified, settings.config,
+            config = (every_method if kept[kind] <= settings.all_methods_per_kind
+                      else settings.config)
+            rows.append(audit_case(lm, certified, config,
                                    kept[kind] <= settings.paraphrase_per_kind))
             log(f"audit {case.id}: {rows[-1]['seconds']:.1f}s kept {kept}")
             write()

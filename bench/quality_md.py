@@ -11,6 +11,16 @@ DISTRACTOR = {"conflicting": "the rival source", "decoy": "the decoy",
               "tool_chain": "the upstream call", "partial": "the detail unit"}
 
 
+FAMILY = {"attention": "provenance (attention)", "attention_rollout": "provenance (attention)",
+          "integrated_gradients": "gradient", "input_x_gradient": "gradient",
+          "knockout": "intervention on attention edges",
+          "heads": "intervention on heads (maps loo's top unit)",
+          "loo": "intervention (removal)", "ablation": "intervention (removal)",
+          "tools": "intervention (removal)", "tracing": "intervention (activations)",
+          "tracing_in_dist": "intervention (activations)",
+          "learned": "learned estimate of ablation"}
+
+
 def _cell(rate: dict[str, Any] | None) -> str:
     return f"{rate['rate']:.2f} ({rate['cases']})" if rate else "–"
 
@@ -115,5 +125,25 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {method} | {fmt(sum(present) / len(present) if present else None, 1)}"
                      f" | {fmt(sum(stab) / len(stab) if stab else None)} | "
                      f"{fmt(cost.get('forward_passes'), 1)} | {fmt(cost.get('seconds'))} |")
+    agreement = summary.get("agreement_with_interventions")
+    if agreement:
+        lines += ["", "## Where each family agrees with leave-one-out and ablation", "",
+                  "Share of certified cases where the method's top-1 unit is leave-one-out's / "
+                  "ablation's top-1 unit (cases in brackets); the kinds column lists the kinds "
+                  "where agreement with ablation is below 0.5.", "",
+                  "| method | family | = loo | = ablation | disagrees with ablation on |",
+                  "|---|---|---|---|---|"]
+        for method in methods:
+            low = [k for k in kinds
+                   if (r := per[k]["methods"][method].get("agrees_ablation"))
+                   and r["rate"] is not None and r["rate"] < 0.5]
+            lines.append(f"| {method} | {FAMILY.get(method, '')} | "
+                         f"{_cell(agreement[method]['loo'])} | "
+                         f"{_cell(agreement[method]['ablation'])} | {', '.join(low) or '–'} |")
+    ig = summary.get("integrated_gradients_completeness")
+    if ig and ig.get("cases"):
+        lines += ["", "Integrated gradients' completeness: the median |convergence delta| is "
+                  f"{fmt(ig['median_relative_delta'])} of logp(input) - logp(baseline); "
+                  f"within 25% in {fmt(ig['within_25_percent'])} of {ig['cases']} cases."]
     lines += ["", "Notes: " + "; ".join(result["notes"]) + "."]
     return "\n".join(lines) + "\n"
