@@ -10,6 +10,8 @@ Steps (python -m bench.attributor [--steps quality,speed,profile,designs,retrain
   ranking) and the ablation surrogate fit on the train masks (ContextCite's LASSO, the
   `ablation` method's). Precision@1 on single-source planted cases for the three. A report's
   `verify=K` check replayed on K-subsets of the test masks.
+- answers: the single planted cases' answers, and precision@1 over those that state the
+  planted value (run after quality).
 - speed: a 24-unit planted case, side by side in one process, an empty score cache per audit:
   the fast preset at 8 (twice), 4 and 0 verification masks vs attention + the 64-mask
   ablation audit, and one forward pass of the same case; seconds, passes and scored tokens.
@@ -114,6 +116,26 @@ def quality(lm: CausalLM, n_cases: int, train_masks: int, test_masks: int,
                          "seed": HELD_OUT_SEED, "train_masks": train_masks,
                          "test_masks": test_masks, "ablation_alpha": 0.01},
             "summary": summary, "cases": rows}
+
+
+def planted_answers(lm: CausalLM, q: dict[str, Any]) -> dict[str, Any]:
+    """The quality step's single planted cases with the model's (greedy, deterministic)
+    answer, and whether it states the planted value: where it does not, the planted unit is
+    not what the answer relied on, so precision@1 is also given over the cases that state it."""
+    items = {c.case.id: c for c in training_cases(q["settings"]["cases"], HELD_OUT_SEED,
+                                                 real_split="held_out")}
+    single = [r for r in q["cases"] if r["kind"] == "single"]
+    for row in single:
+        item = items[row["case"]]
+        answer = lm.answer(item.case).answer or ""
+        row["answer"] = answer
+        row["answer_states_value"] = str(item.case.metadata["value"]).lower() in answer.lower()
+    stated = [r for r in single if r["answer_states_value"]]
+    q["summary"]["precision_at_1_single_planted_value_stated"] = {
+        m: sum(r["top1"][m] in r["gold"] for r in stated) / len(stated) if stated else None
+        for m in ("learned", "attention", "ablation")}
+    q["summary"]["single_planted_value_stated_cases"] = len(stated)
+    return q
 
 
 VERIFY_KS = (4, 8)
@@ -340,6 +362,15 @@ def markdown(data: dict[str, Any]) -> str:
         p = s["precision_at_1_single_planted"]
         lines += [f"| precision@1 single planted | {s['single_planted_cases']} | "
                   f"{fmt(p['learned'])} | {fmt(p['attention'])} | {fmt(p['ablation'])} |", ""]
+        if s.get("precision_at_1_single_planted_value_stated"):
+            v = s["precision_at_1_single_planted_value_stated"]
+            lines[-1:-1] = [f"| precision@1 single planted, answer states the value | "
+                            f"{s['single_planted_value_stated_cases']} | {fmt(v['learned'])} | "
+                            f"{fmt(v['attention'])} | {fmt(v['ablation'])} |"]
+            missed = [f"{r['case']} ({r['answer']!r})" for r in q["cases"]
+                      if r["kind"] == "single" and not r.get("answer_states_value", True)]
+            lines += [f"Single planted cases whose answer does not state the planted value: "
+                      f"{', '.join(missed) or 'none'}.", ""]
         if s.get("verify_k"):
             lines += ["A report's `verify=K` check, replayed on random K-subsets of each "
                       "case's held-out masks (the learned estimate's LDS):", "",
@@ -426,6 +457,9 @@ def main() -> None:
         data["quality"] = quality(lm, args.cases, args.train_masks, args.test_masks,
                                   Path(args.cache_dir), args.max_minutes)
         data["quality"]["run"] = {**step_info, "loadavg_end": machine.load()}
+    if "answers" in steps:  # after quality (this run's or the saved one)
+        data["quality"] = planted_answers(lm, data["quality"])
+        data["quality"]["answers_run"] = {**step_info, "loadavg_end": machine.load()}
     if "speed" in steps:
         data["speed"] = speed(lm)
         data["speed"]["run"] = {**step_info, "loadavg_end": machine.load()}
