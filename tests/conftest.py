@@ -1,4 +1,5 @@
-"""Shared fixtures: the real packaged model (loaded once per session) and a tiny random one.
+"""Shared fixtures: the real packaged model (loaded once per session) and a tiny random one;
+the gate's example run on the real model (`example_gate_run`, once per session).
 
 The tiny model shares only the packaged model's tokenizer, read without its weights, so the
 fast subset (`-m "not real_model"`) never loads the real model: tests that use `real_lm` are
@@ -8,6 +9,10 @@ is an error.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +81,44 @@ def tiny_lm(tiny_tokenizer: Any) -> CausalLM:
                          max_position_embeddings=2048, tie_word_embeddings=True)
     model = LlamaForCausalLM(config)
     return CausalLM(model, tiny_tokenizer, model_id="tiny-random-llama", revision="seed0")
+
+
+@dataclass(frozen=True)
+class GateRun:
+    """One `relyscope gate` run of examples/gate (baseline vs degraded) with every output."""
+
+    code: int
+    folder: Path  # gate.json, gate.md, gate.xml, runs/{baseline,candidate}.jsonl
+    cache: Path  # the score cache it filled: later gate runs of these queries score nothing
+    stdout: str
+    stderr: str
+
+    @property
+    def result(self) -> dict[str, Any]:
+        return json.loads((self.folder / "gate.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def example_gate_run(tmp_path_factory: pytest.TempPathFactory, real_lm: CausalLM) -> GateRun:
+    """The packaged model's gate run of examples/gate on its own evaluation set (nine
+    queries), run once and shared: it answers and audits 18 queries, the costliest thing the
+    gate tests do. `real_lm`: the tests using it are real-model tests (the command loads its
+    own model)."""
+    from relyscope.cli import main
+
+    examples = Path(__file__).resolve().parent.parent / "examples" / "gate"
+    folder = tmp_path_factory.mktemp("example-gate")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["gate", "--eval", str(examples / "eval.jsonl"),
+                     "--baseline", str(examples / "baseline.toml"),
+                     "--candidate", str(examples / "degraded.toml"),
+                     "--thresholds", str(examples / "thresholds.toml"),
+                     "--cache", str(folder / "scores.sqlite"),
+                     "--save-results", str(folder / "runs"),
+                     "--json", str(folder / "gate.json"), "--markdown", str(folder / "gate.md"),
+                     "--junit", str(folder / "gate.xml")])
+    return GateRun(code, folder, folder / "scores.sqlite", out.getvalue(), err.getvalue())
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -150,26 +150,28 @@ EXAMPLES = __import__("pathlib").Path(__file__).resolve().parent.parent / "examp
 
 @pytest.fixture(scope="module")
 def eval_rows():
-    from importlib import resources
-
+    """examples/gate/eval.jsonl: 9 queries spread over the demo corpus (every 6th of
+    relyscope/data/demo_eval.jsonl; 6 leave the interval too wide)."""
     from relyscope.gate.runs import read_eval
 
-    rows = read_eval(str(resources.files("relyscope") / "data" / "demo_eval.jsonl"))
-    return rows[::6]  # 9 queries spread over the corpus (6 leave the interval too wide)
+    return read_eval(EXAMPLES / "eval.jsonl")
 
 
 @pytest.mark.real_model
 def test_degraded_candidate_fails_and_an_identical_rerun_passes_from_the_cache(
-        eval_rows, real_lm, tmp_path):
+        example_gate_run, eval_rows, real_lm):
+    """The degraded candidate of the shared example run fails; the baseline re-run (three of
+    its queries) in this process, on the score cache that run filled, scores nothing anew and
+    passes."""
     from relyscope.gate.runs import run_configuration
     from relyscope.models import CausalLM
     from relyscope.models.cache import SqliteScoreCache
+    from relyscope.report import read_reports
 
-    cache_file = tmp_path / "scores.sqlite"
-    lm = CausalLM(real_lm.model, real_lm.tokenizer, model_id=real_lm.info.id,
-                  revision=real_lm.info.revision, cache=SqliteScoreCache(cache_file))
-    baseline = run_configuration(eval_rows, EXAMPLES / "baseline.toml", lm)
-    degraded = run_configuration(eval_rows, EXAMPLES / "degraded.toml", lm)
+    runs = example_gate_run.folder / "runs"
+    baseline = read_reports(runs / "baseline.jsonl")
+    degraded = read_reports(runs / "candidate.jsonl")
+    assert [r.case_id for r in baseline] == [row["id"] for row in eval_rows]
     settings = GateSettings.from_file(EXAMPLES / "thresholds.toml")
     bad = compare(baseline, degraded, settings)
     assert not bad.passed
@@ -177,9 +179,11 @@ def test_degraded_candidate_fails_and_an_identical_rerun_passes_from_the_cache(
     assert failure is not None and "baseline" in failure.get("message")
 
     fresh = CausalLM(real_lm.model, real_lm.tokenizer, model_id=real_lm.info.id,
-                     revision=real_lm.info.revision, cache=SqliteScoreCache(cache_file))
-    again = run_configuration(eval_rows, EXAMPLES / "baseline.toml", fresh)
-    assert compare(baseline, again, settings).passed
+                     revision=real_lm.info.revision,
+                     cache=SqliteScoreCache(example_gate_run.cache))
+    again = run_configuration(eval_rows[:3], EXAMPLES / "baseline.toml", fresh)
+    assert compare(baseline[:3], again, settings).passed
+    assert [r.answer for r in again] == [r.answer for r in baseline[:3]]
     scoring_passes = fresh.cost.cache_misses
     assert scoring_passes == 0 and fresh.cost.cache_hits > 0  # the re-run reused every score
 
@@ -225,36 +229,34 @@ def test_a_reseeded_ablation_run_changes_the_ablation_scores_and_nothing_else(
 
 
 @pytest.mark.real_model
-def test_the_gate_command_runs_both_configurations_and_writes_every_output(tmp_path, capsys):
-    from importlib import resources
-
-    rows = resources.files("relyscope").joinpath("data", "demo_eval.jsonl").read_text()
-    chosen = rows.splitlines()[::13]  # 4 queries spread over the corpus
-    eval_file = tmp_path / "eval.jsonl"
-    eval_file.write_text("\n".join(chosen) + "\n")
+def test_the_gate_command_runs_both_configurations_and_writes_every_output(
+        example_gate_run, tmp_path, capsys):
+    """The shared example run (`relyscope gate --eval ... --save-results --junit --markdown
+    --json`, baseline vs degraded) wrote every output; the baseline against itself passes
+    (two of its queries, their scores from that run's cache)."""
+    folder = example_gate_run.folder
+    chosen = (EXAMPLES / "eval.jsonl").read_text().splitlines()
     ids = [json.loads(line)["id"] for line in chosen]
-    junit, md, js = tmp_path / "gate.xml", tmp_path / "gate.md", tmp_path / "gate.json"
-    saved, cache = tmp_path / "runs", tmp_path / "scores.sqlite"
-    common = ["--eval", str(eval_file), "--thresholds", str(EXAMPLES / "thresholds.toml"),
-              "--cache", str(cache)]
-    code = main(["gate", *common, "--baseline", str(EXAMPLES / "baseline.toml"),
-                 "--candidate", str(EXAMPLES / "degraded.toml"), "--save-results", str(saved),
-                 "--junit", str(junit), "--markdown", str(md), "--json", str(js)])
-    assert code == 1
-    verdict = json.loads(js.read_text())
+    assert example_gate_run.code == 1
+    verdict = example_gate_run.result
     assert verdict["passed"] is False
     regressed = {m["name"] for m in verdict["metrics"] if m["regressed"]}
     assert regressed and regressed <= {"grounded", "top_source_reliance", "idle_sources",
                                        "answer_logprob"}
-    xml = ET.fromstring(junit.read_text().split("?>", 1)[1])
+    xml = ET.fromstring((folder / "gate.xml").read_text().split("?>", 1)[1])
     assert xml.get("failures") == str(len(regressed))
-    assert "regression" in md.read_text()
+    assert "regression" in (folder / "gate.md").read_text()
     for side in ("baseline", "candidate"):
-        lines = (saved / f"{side}.jsonl").read_text().splitlines()
+        lines = (folder / "runs" / f"{side}.jsonl").read_text().splitlines()
         assert [json.loads(line)["case_id"] for line in lines] == ids
-    capsys.readouterr()
+    assert "forward passes" in example_gate_run.stderr
 
-    same = main(["gate", *common, "--baseline", str(EXAMPLES / "baseline.toml"),
+    eval_file, js = tmp_path / "eval.jsonl", tmp_path / "gate.json"
+    eval_file.write_text("\n".join(chosen[:2]) + "\n")
+    same = main(["gate", "--eval", str(eval_file),
+                 "--thresholds", str(EXAMPLES / "thresholds.toml"),
+                 "--cache", str(example_gate_run.cache),
+                 "--baseline", str(EXAMPLES / "baseline.toml"),
                  "--candidate", str(EXAMPLES / "baseline.toml"), "--json", str(js)])
     assert same == 0 and json.loads(js.read_text())["passed"] is True
     assert "forward passes" in capsys.readouterr().err

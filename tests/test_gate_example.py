@@ -1,7 +1,8 @@
 """The gate as a team adopts it: examples/gate/ end to end, and the too-small-set warning.
 
-The end-to-end tests run `relyscope gate` through `relyscope.cli.main` on the packaged model
-(attention + loo, nine questions); the small set reuses the first run's score cache.
+The end-to-end test reads `relyscope gate` run through `relyscope.cli.main` on the packaged
+model (attention + loo, nine questions; conftest's `example_gate_run`, shared with
+tests/test_gate.py); the small set is the first three queries of that run's saved reports.
 """
 
 from __future__ import annotations
@@ -88,33 +89,16 @@ def test_no_change_on_few_queries_still_warns_and_intervals_are_of_the_differenc
 # -- examples/gate end to end, on the packaged model -----------------------------------------
 
 
-def gate(tmp: Path, eval_file: Path, name: str) -> tuple[int, dict, str]:
-    out = tmp / name
-    code = main(["gate", "--eval", str(eval_file),
-                 "--baseline", str(EXAMPLES / "baseline.toml"),
-                 "--candidate", str(EXAMPLES / "degraded.toml"),
-                 "--thresholds", str(EXAMPLES / "thresholds.toml"),
-                 "--cache", str(tmp / "scores.sqlite"),
-                 "--json", str(out.with_suffix(".json")),
-                 "--markdown", str(out.with_suffix(".md"))])
-    return (code, json.loads(out.with_suffix(".json").read_text()),
-            out.with_suffix(".md").read_text())
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("gate-example")
-
-
 @pytest.mark.real_model
-def test_the_example_fails_on_its_own_evaluation_set(workdir, capsys):
+def test_the_example_fails_on_its_own_evaluation_set(example_gate_run):
     rows = (EXAMPLES / "eval.jsonl").read_text().splitlines()
     assert MIN_QUERIES - 1 <= len(rows) <= 12 and all(json.loads(r)["query"] for r in rows)
-    code, result, markdown = gate(workdir, EXAMPLES / "eval.jsonl", "full")
-    assert code == 1 and result["passed"] is False
+    result, markdown = example_gate_run.result, (example_gate_run.folder / "gate.md").read_text()
+    assert result["queries"] == len(rows)
+    assert example_gate_run.code == 1 and result["passed"] is False
     regressed = [m["name"] for m in result["metrics"] if m["regressed"]]
     assert regressed and "❌ regression" in markdown
-    assert "❌ regression" in capsys.readouterr().out
+    assert "❌ regression" in example_gate_run.stdout
     for metric in result["metrics"]:
         if metric["regressed"]:  # failed: its whole interval of the difference is beyond
             low, high = metric["interval"]
@@ -123,10 +107,22 @@ def test_the_example_fails_on_its_own_evaluation_set(workdir, capsys):
 
 
 @pytest.mark.real_model
-def test_a_too_small_evaluation_set_warns(workdir, capsys):
-    small = workdir / "small.jsonl"
-    small.write_text("\n".join((EXAMPLES / "eval.jsonl").read_text().splitlines()[:3]) + "\n")
-    code, result, markdown = gate(workdir, small, "small")
+def test_a_too_small_evaluation_set_warns(example_gate_run, tmp_path, capsys):
+    """The example's first three queries, from its saved runs: the warning depends on the
+    reports, not on how they were made (the full run above made them with the model)."""
+    sides = {}
+    for side in ("baseline", "candidate"):
+        lines = (example_gate_run.folder / "runs" / f"{side}.jsonl").read_text().splitlines()
+        sides[side] = tmp_path / f"{side}.jsonl"
+        sides[side].write_text("\n".join(lines[:3]) + "\n")
+    out = tmp_path / "small"
+    code = main(["gate", "--baseline-results", str(sides["baseline"]),
+                 "--candidate-results", str(sides["candidate"]),
+                 "--thresholds", str(EXAMPLES / "thresholds.toml"),
+                 "--json", str(out.with_suffix(".json")),
+                 "--markdown", str(out.with_suffix(".md"))])
+    result, markdown = (json.loads(out.with_suffix(".json").read_text()),
+                        out.with_suffix(".md").read_text())
     assert code in (0, 1)
     assert result["queries"] == 3 and result["warnings"]
     assert any("too small to detect" in w for w in result["warnings"])
