@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from relyscope.agents.registry import ToolRegistry
 from relyscope.case import Case, Source, ToolCall
 from relyscope.config import AuditConfig
+from relyscope.errors import AuditCancelled, ScoringStopped
 from relyscope.report_model import Report
 from relyscope.retrievers.base import Retriever
 
@@ -71,8 +72,11 @@ class Pipeline:
 
     def ask(self, query: str, top_k: int = 5, system: str | None = None,
             audit: AuditConfig | None = None, *, tool_calls: ToolSelection | None = None,
-            case_id: str | None = None) -> PipelineResult:
-        """Answer `query`; with `audit`, also audit the answer (needs relyscope.audits)."""
+            case_id: str | None = None, deadline: float | None = None,
+            cancelled: Callable[[], bool] | None = None) -> PipelineResult:
+        """Answer `query`; with `audit`, also audit the answer (needs relyscope.audits).
+        `deadline` (time.monotonic()) and `cancelled` go to the audit as in run_audit;
+        `cancelled()` also stops the answer's generation (AuditCancelled)."""
         if not query.strip():
             raise ValueError("query: must not be empty")
         timings: dict[str, float] = {}
@@ -97,7 +101,7 @@ class Pipeline:
                                       "retriever": _describe(self.retriever)}},
         })
         started = time.perf_counter()
-        case = self.lm.answer(case)
+        case = self._answer(case, cancelled)
         timings["generate_s"] = time.perf_counter() - started
 
         report = None
@@ -105,9 +109,23 @@ class Pipeline:
             from relyscope.audits.runner import run_audit  # lazy: loads the audit methods
 
             started = time.perf_counter()
-            report = run_audit(case, self.lm, audit)
+            report = run_audit(case, self.lm, audit, deadline=deadline, cancelled=cancelled)
             timings["audit_s"] = time.perf_counter() - started
         return PipelineResult(case=case, report=report, timings=timings)
+
+    def _answer(self, case: Case, cancelled: Callable[[], bool] | None) -> Case:
+        """The model's answer; a cancellation stops it between tokens (AuditCancelled)."""
+        if cancelled is None:
+            return self.lm.answer(case)
+
+        def stop(_seconds: float) -> str | None:
+            return "cancelled" if cancelled() else None
+
+        try:
+            with self.lm.stopping(stop):
+                return self.lm.answer(case)
+        except ScoringStopped:
+            raise AuditCancelled("the question was cancelled") from None
 
     def _select_tools(self, query: str, sources: list[Source],
                       explicit: ToolSelection | None) -> tuple[ToolSelection, str]:

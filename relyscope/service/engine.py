@@ -8,6 +8,7 @@ used from two threads at once.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -101,12 +102,19 @@ class Engine:
             raise CaseError(_in_case(err.field), err.message) from None
 
     def ask(self, query: str, top_k: int, tools: Sequence[tuple[str, str]],
-            audit: AuditConfig | None, system: str | None) -> AskResult:
+            audit: AuditConfig | None, system: str | None, *, deadline: float | None = None,
+            cancelled: Callable[[], bool] | None = None) -> AskResult:
+        """Ask the pipeline on the model thread; `deadline` and `cancelled` reach its audit as
+        they do `audit`'s (when the pipeline's `ask` takes them: an embedder's own may not)."""
         if self.pipeline is None:
             raise RuntimeError(self.pipeline_unavailable or "no pipeline")
         calls = [(name, _json_arguments(i, arguments)) for i, (name, arguments)
                  in enumerate(tools)]
         options: dict[str, Any] = {"audit": audit}
+        accepted = _keywords(self.pipeline.ask)
+        for name, value in (("deadline", deadline), ("cancelled", cancelled)):
+            if value is not None and (accepted is None or name in accepted):
+                options[name] = value
         if system is not None:
             options["system"] = system
         if calls:  # only then: the pipeline's tool selection is optional
@@ -114,6 +122,17 @@ class Engine:
         result = self.pipeline.ask(query, top_k, **options)
         return AskResult(case=result.case, report=result.report,
                          timings=dict(getattr(result, "timings", {}) or {}))
+
+
+def _keywords(fn: Callable[..., Any]) -> set[str] | None:
+    """The keyword arguments `fn` takes; None when it takes any (**kwargs)."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return set()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters}
 
 
 def _in_case(field: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -146,8 +147,10 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
     # -- admission -----------------------------------------------------------------------------
 
-    async def admit(self, request: pb.AuditRequest, context: grpc.aio.ServicerContext
-                    ) -> Admitted:
+    async def admit(self, request: pb.AuditRequest, context: grpc.aio.ServicerContext,
+                    *, call_bound: bool = True) -> Admitted:
+        """Check the request. `call_bound`: the call's deadline becomes the audit's (not for
+        SubmitAudit, whose job outlives the call: its limit is config.max_seconds)."""
         engine = self.state.require_engine()
         params = parameters(request)
         if not request.HasField("case"):
@@ -161,7 +164,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         if not case.sources and not case.tool_calls:
             raise CaseError("case.sources", "nothing to audit: the case has no sources and no "
                                             "tool calls")
-        deadline = call_deadline(context, params, self.state.deadline_margin_s)
+        deadline = (call_deadline(context, params, self.state.deadline_margin_s)
+                    if call_bound else None)
         refuse_short_deadline(deadline)
         await self._check_tokens(engine, case, config, params)
         return Admitted(case, config, deadline)
@@ -246,8 +250,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
     async def SubmitAudit(self, request: pb.AuditRequest, context: grpc.aio.ServicerContext
                           ) -> pb.JobResponse:
-        try:
-            admitted = await self.admit(request, context)
+        try:  # the submitting call's deadline only bounds the submission, not the job
+            admitted = await self.admit(request, context, call_bound=False)
             job = self.state.job_backend.submit(admitted.case, admitted.config,
                                                 request_id=request.id,
                                                 deadline=admitted.deadline)
@@ -316,12 +320,16 @@ class PipelineServicer(pipeline_pb2_grpc.PipelineServiceServicer):
             tools = [(t.name, t.arguments) for t in request.tools]
             system = request.system if request.HasField("system") else None
 
-            def work(_emit: Callable[[dict[str, Any]], None]) -> Any:
-                return engine.ask(request.query, top_k, tools, audit, system)
+            deadline = call_deadline(context, params, self.state.deadline_margin_s)
+            refuse_short_deadline(deadline)
+            cancel = threading.Event()  # set when the call goes away: the audit stops
 
-            job = self.state.jobs.enqueue(
-                work, request_id=request.id,
-                deadline=call_deadline(context, params, self.state.deadline_margin_s))
+            def work(_emit: Callable[[dict[str, Any]], None]) -> Any:
+                return engine.ask(request.query, top_k, tools, audit, system,
+                                  deadline=deadline, cancelled=cancel.is_set)
+
+            job = self.state.jobs.enqueue(work, request_id=request.id, deadline=deadline,
+                                          cancel=cancel)
         except (ServiceError, CaseError) as err:
             await abort(context, err)
         try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import itertools
+import logging
 import threading
 import time
 import uuid
@@ -41,6 +42,7 @@ from relyscope.service.errors import (
     classify,
 )
 
+log = logging.getLogger("relyscope.service")
 Progress = Callable[[dict[str, Any]], None]
 Work = Callable[[Progress], Any]
 # (case, config, deadline, progress, cancelled=callable true once the job is cancelled)
@@ -101,6 +103,7 @@ class _Entry:
     result: Any = None
     error: JobError | None = None
     cancel_requested: threading.Event = field(default_factory=threading.Event)
+    cancel_at: float | None = None  # time.monotonic() of the cancel request while running
     done: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
     ticket: int = 0
 
@@ -144,6 +147,7 @@ class InProcessJobs:
                 self._finish(entry, JobState.CANCELLED)
             elif entry.state is JobState.RUNNING:
                 entry.cancel_requested.set()
+                entry.cancel_at = entry.cancel_at or time.monotonic()
             return self._snapshot(entry)
 
     # -- in-process extras ---------------------------------------------------------------------
@@ -220,6 +224,9 @@ class InProcessJobs:
         except (JobCancelled, AuditCancelled):
             with self._lock:
                 self._finish(entry, JobState.CANCELLED)
+            if entry.cancel_at is not None:  # how long the abandoned work held the model
+                log.warning("job %s cancelled while running: stopped %.2fs after the cancel",
+                            entry.job_id, time.monotonic() - entry.cancel_at)
         except Exception as err:  # the job fails, the worker goes on
             with self._lock:
                 self._finish(entry, JobState.FAILED, error=classify(err))
