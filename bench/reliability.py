@@ -151,26 +151,37 @@ def deadline_sweep(server: Server, deadlines: list[float]) -> list[dict[str, Any
     return rows
 
 
-def abandoned(server: Server) -> dict[str, Any]:
+def abandoned(server: Server, rounds: int = 2) -> dict[str, Any]:
+    """Attention-only audits on an idle server, then `rounds` times: an all-methods audit
+    abandoned (its stream closed) a second after its first method started, and at once the
+    next attention-only audit. The server's log says how long each abandoned audit went on
+    after the cancel (the model call in flight)."""
     with Client(server.target, timeout=300) as client:
         timed_audit(client, case("warm", "Who set up the Zelk guild?"), ATTENTION, 300)
         idle = [timed_audit(client, case(f"idle{n}", f"Who set up the Zelk guild ({n})?"),
-                            ATTENTION, 300)["seconds"] for n in range(2)]
-        with grpc.insecure_channel(server.target) as channel:
-            stub = audit_pb2_grpc.AuditServiceStub(channel)
-            request = pb.AuditRequest(id="abandoned", case=case_to_proto(case("abandoned")),
-                                      config=config_to_proto(ALL))
-            call = stub.StreamAudit(request, timeout=600)
-            next(call)  # queued
-            next(call)  # the first method started: the audit is running
-            time.sleep(1.0)
-            call.cancel()
-        after = timed_audit(client, case("after", "Who set up the Zelk guild (after)?"),
-                            ATTENTION, 300)["seconds"]
-    idle_s = statistics.median(idle)
-    return {"idle_s": idle, "idle_median_s": idle_s, "after_abandoned_s": after,
-            "ratio": round(after / idle_s, 3), "target_ratio": 1.5,
-            "meets_target": after / idle_s <= 1.5, "load": load()[0]}
+                            ATTENTION, 300)["seconds"] for n in range(3)]
+        after = []
+        for n in range(rounds):
+            with grpc.insecure_channel(server.target) as channel:
+                stub = audit_pb2_grpc.AuditServiceStub(channel)
+                request = pb.AuditRequest(
+                    id=f"abandoned{n}", config=config_to_proto(ALL),
+                    case=case_to_proto(case(f"abandoned{n}", f"Who founded the guild ({n})?")))
+                call = stub.StreamAudit(request, timeout=600)
+                next(call)  # queued
+                next(call)  # the first method started: the audit is running
+                time.sleep(1.0)
+                call.cancel()
+            after.append(timed_audit(client, case(f"after{n}", f"Who set up the guild ({n})?"),
+                                     ATTENTION, 300)["seconds"])
+    stopped = [float(m.group(1)) for line in server.lines
+               if (m := re.search(r"cancelled while running: stopped ([\d.]+)s", line))]
+    idle_s, after_s = statistics.median(idle), statistics.median(after)
+    return {"idle_s": idle, "idle_median_s": idle_s, "after_abandoned_each_s": after,
+            "after_abandoned_s": after_s, "ratio": round(after_s / idle_s, 3),
+            "ratio_each": [round(a / idle_s, 3) for a in after],
+            "stopped_after_cancel_s": stopped, "target_ratio": 1.5,
+            "meets_target": after_s / idle_s <= 1.5, "load": load()[0]}
 
 
 def concurrency(server: Server, clients: int, audits: int) -> dict[str, Any]:
@@ -301,8 +312,12 @@ def write(result: dict[str, Any]) -> None:
         lines += ["## The next call after an abandoned all-methods audit\n",
                   f"attention-only on an idle server {a['idle_median_s']:.2f} s (median of "
                   f"{a['idle_s']}); right after an abandoned all-methods audit "
-                  f"{a['after_abandoned_s']:.2f} s: ratio **{a['ratio']}** (target <= 1.5, "
-                  f"{'met' if a['meets_target'] else 'NOT met'}), load {a['load']}.\n"]
+                  f"{a['after_abandoned_s']:.2f} s (median of "
+                  f"{a.get('after_abandoned_each_s', [a['after_abandoned_s']])}): ratio "
+                  f"**{a['ratio']}** (each {a.get('ratio_each')}; target <= 1.5, "
+                  f"{'met' if a['meets_target'] else 'NOT met'}), load {a['load']}. The "
+                  f"server's log: each abandoned audit stopped "
+                  f"{a.get('stopped_after_cancel_s')} s after its cancel.\n"]
     if "concurrency" in result:
         c = result["concurrency"]
         lines += ["## Concurrent clients (leave-one-out audits)\n",
