@@ -37,15 +37,15 @@ def _point(block: dict[str, Any]) -> list[str]:
     """One point of the sources curve, flat vs screened, measured in one run."""
     runs = block["runs"]
     lines = ["", f"### The {block['sources']}-source point: flat vs screened (issue 14)", "",
-             f"Commit `{block['commit']}`, load {block['loadavg_start']} at start and "
-             f"{block['loadavg_end']} at the end; case {block['case']} (planted fact in "
-             f"{', '.join(block['gold'])}). Settings:", ""]
+             f"Case {block['case']} (planted fact in {', '.join(block['gold'])}); each row "
+             "names its commit and the load average around it (a shared machine: seconds "
+             "move with the load, passes and tokens do not). Settings:", ""]
     for name, config in block["configs"].items():
         lines.append(f"- {name}: methods {', '.join(config['methods'])}; method settings "
                      f"`{config['method_settings']}`")
-    lines += ["", "| run | passes | tokens processed | seconds | ablation masks (stopped) | "
-              "LOO units removed | top-3 drop loo / ablation / attention |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "| run | commit | load | passes | tokens processed | seconds | ablation masks "
+              "(stopped) | ablation LDS (own) | LOO units removed | top-3 drop loo / ablation / "
+              "attention |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, e in runs.items():
         drops = " / ".join(_f(e["topk_drop"].get(m, {}).get("3"), 1)
                            for m in ("loo", "ablation", "attention"))
@@ -53,14 +53,17 @@ def _point(block: dict[str, Any]) -> list[str]:
         removed = screen["top"] if screen else block["sources"]
         ablation = e["ablation"]
         masks = ablation.get("masks_used") or ablation.get("masks_fit")
-        lines.append(f"| {name} | {e['forward_passes']} | {e['tokens_processed']} | "
-                     f"{_f(e['seconds'], 1)} | {masks} ({ablation.get('stopped') or 'fixed'}) | "
-                     f"{removed} | {drops} |")
-    if "flat" in runs and "screened" in runs:
-        lines += ["", f"Screened / flat tokens: "
-                  f"{_f(runs['screened']['tokens_processed'] / runs['flat']['tokens_processed'])}"
-                  f"; passes: "
-                  f"{_f(runs['screened']['forward_passes'] / runs['flat']['forward_passes'])}."]
+        lines.append(f"| {name} | `{e.get('commit', block.get('commit', ''))[:7]}` | "
+                     f"{e.get('loadavg_start')} | {e['forward_passes']} | "
+                     f"{e['tokens_processed']} | {_f(e['seconds'], 1)} | "
+                     f"{masks} ({ablation.get('stopped') or 'fixed'}) | "
+                     f"{_f(ablation.get('lds'))} | {removed} | {drops} |")
+    flat = runs.get("flat")
+    for name, e in runs.items():
+        if flat and name != "flat":
+            lines += ["", f"{name} / flat: tokens "
+                      f"{_f(e['tokens_processed'] / flat['tokens_processed'])}, passes "
+                      f"{_f(e['forward_passes'] / flat['forward_passes'])}."]
     return lines
 
 
