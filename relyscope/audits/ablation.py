@@ -105,6 +105,9 @@ class AblationSettings(MethodSettings):
     auto_cap: int = Field(default=128, ge=8, le=4096)
     auto_lds_tol: float = Field(default=0.03, ge=0.0)
     auto_top_k: int = Field(default=3, ge=1)
+    # ablations="auto": also stop at the first round whose cross-validated LDS reaches this
+    # (the surrogate is already good enough); None: only when it settles or at the cap
+    auto_lds_target: float | None = Field(default=None, gt=-1.0, le=1.0)
 
 
 class ContextAblation(AuditMethod):
@@ -151,6 +154,10 @@ class ContextAblation(AuditMethod):
             top = [ctx.unit_ids[i] for i in np.argsort(-weights, kind="stable")
                    [:settings.auto_top_k]]
             rounds.append({"masks": used, "lds": lds, "top": top})
+            if (settings.auto_lds_target is not None and lds is not None
+                    and lds >= settings.auto_lds_target):
+                return used, f"target: cross-validated LDS {lds:.3f} reached " \
+                             f"{settings.auto_lds_target}", rounds
             if (previous is not None and lds is not None and previous[0] is not None
                     and abs(lds - previous[0]) <= settings.auto_lds_tol
                     and set(top) == set(previous[1])):
