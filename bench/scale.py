@@ -43,8 +43,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 # relyscope's settings (AuditConfig.method_settings["ablation"], all user settings): the
 # adaptive mask count, starting at 16 masks and adding 2 a round until the cross-validated LDS
-# moves by at most 0.03 and the top-3 units stay the same, capped at ContextCite's 64
-AUTO = {"ablations": "auto", "auto_start": 16, "auto_step": 2, "auto_cap": 64}
+# reaches 0.9 (good enough) or moves by at most 0.03 with the top-3 units unchanged (settled),
+# capped at ContextCite's 64. The first run (kept under `earlier`) had no LDS target.
+AUTO = {"ablations": "auto", "auto_start": 16, "auto_step": 2, "auto_cap": 64,
+        "auto_lds_target": 0.9}
 
 
 def sentence_case(index: int, passages: int = 4) -> Case:
@@ -226,6 +228,14 @@ def _side_by_side_md(result: dict[str, Any]) -> list[str]:
                      f"{s['top3_drop']:.2f} | {s['audits_per_second_vs_contextcite']:.2f}x | "
                      f"{s.get('cpu_ratio_vs_contextcite', float('nan')):.2f}x | "
                      f"{s['lds_minus_contextcite']:+.3f} |")
+    for run in result.get("earlier", []):
+        lines += ["", f"Earlier run at commit `{run['commit']}` (load "
+                  f"{run['machine']['loadavg_start']} to {run['machine'].get('loadavg_end')}), "
+                  f"settings `{json.dumps(run.get('settings'))}`: " + "; ".join(
+                      f"{name} {s['seconds_per_audit']:.0f} s, {s['forward_passes']:.0f} "
+                      f"passes, LDS {s['lds']:.3f}, "
+                      f"{s['audits_per_second_vs_contextcite']:.2f}x"
+                      for name, s in run["summary"].items()) + "."]
     lines += ["", "| case | units | prompt tokens | contender | masks | stopped | s | LDS |",
               "|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
@@ -293,10 +303,13 @@ def main(argv: list[str] | None = None) -> int:
                     log=lambda msg: print(msg, file=sys.stderr, flush=True))}
     info["loadavg_end"] = machine.load()
     path = RESULTS / "scale.json"
-    if path.exists():  # keep the hierarchy part of an earlier run
+    if path.exists():  # keep the hierarchy part and the summaries of earlier runs
         earlier = json.loads(path.read_text(encoding="utf-8"))
         if "hierarchy" in earlier:
             result["hierarchy"] = earlier["hierarchy"]
+        result["earlier"] = earlier.get("earlier", []) + (
+            [{k: earlier.get(k) for k in ("commit", "machine", "settings", "summary")}]
+            if "summary" in earlier else [])
     write_json(path, result)
     (RESULTS / "scale.md").write_text(markdown(result), encoding="utf-8")
     print(json.dumps(result["summary"], indent=1))
