@@ -110,6 +110,7 @@ def ablation_screen(ctx: AuditContext, top: int) -> dict[str, object] | None:
     weights = ContextAblation.surrogate(ctx, settings, train[rows],
                                         [scored[probes[i]] for i in rows])
     order = sorted(range(len(ctx.unit_ids)), key=lambda i: -weights[i])[:top]
-    return {"by": "ablation surrogate", "masks": len(rows), "mask_passes": ctx.passes - passes_before,
-            "top": top, "units": [ctx.unit_ids[i] for i in order],
+    return {"by": "ablation surrogate", "masks": len(rows),
+            "mask_passes": ctx.passes - passes_before, "top": top,
+            "units": [ctx.unit_ids[i] for i in order],
             "not_removed": len(ctx.unit_ids) - len(order)}
