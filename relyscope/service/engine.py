@@ -58,6 +58,11 @@ class Engine:
 
         lm = loader() if loader is not None else ModelOptions.of(model).load()
         lm.calibrate()  # a cost per token, so the first deadline-bound audit is sized too
+        # the audit methods (seconds of imports on a loaded machine) load now, not inside the
+        # first request's deadline
+        from relyscope.audits.registry import load_builtins
+
+        load_builtins()
         if pipeline is not None:
             return cls(lm, pipeline(lm))
         if index is None:
