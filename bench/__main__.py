@@ -34,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="quality: stop drawing cases after this long (the results then "
                              "say they are a subset)")
     parser.add_argument("--all-methods", action="store_true",
-                        help="quality: audit with every registered method, not only the "
-                             "registry's defaults")
+                        help="quality: every registered method on the first cases of each "
+                             "kind (writes quality-all-methods.*; with --quick: on the quick "
+                             "set)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for scoring (default: torch's own setting)")
     args = parser.parse_args(argv)
@@ -55,13 +56,15 @@ def main(argv: list[str] | None = None) -> int:
         from bench import quality
 
         lm = CausalLM.load(device=args.device, dtype=args.dtype, options=ScoringOptions())
-        settings = quality.QUICK if args.quick else quality.FULL
+        if args.quick:
+            settings = dataclasses.replace(quality.QUICK, all_methods=args.all_methods)
+        else:
+            settings = quality.ALL_METHODS if args.all_methods else quality.FULL
+            mode = "every method" if args.all_methods else mode
         if args.max_minutes:
             settings = dataclasses.replace(settings, max_seconds=args.max_minutes * 60)
-        if args.all_methods:
-            settings = dataclasses.replace(settings, all_methods=True)
         result = quality.run(lm, settings, args.out, mode=mode, log=log)
-        log(f"quality done in {result['seconds']:.0f}s -> {args.out / 'quality.md'}")
+        log(f"quality done in {result['seconds']:.0f}s -> {args.out / settings.stem}.md")
     if args.which in ("perf", "all"):
         from bench import perf
 

@@ -213,6 +213,7 @@ class CaseFactory:
     """Seeded generator of planted-ground-truth cases."""
 
     def __init__(self, seed: int = 0, units: int = 5) -> None:
+        self.seed = seed
         self.rng = random.Random(seed)
         self.units = units
         self._used: set[str] = set()
@@ -246,6 +247,10 @@ class CaseFactory:
     # -- kinds --------------------------------------------------------------------------------
 
     def make(self, kind: str, index: int) -> Case:
+        """Case `index` of `kind`: a function of (seed, kind, index) alone, so two runs that
+        draw kinds in different orders (say, a subset run) audit the same cases."""
+        self.rng = random.Random(f"{self.seed}:{kind}:{index}")
+        self._used = set()
         return getattr(self, f"_{kind}")(f"{kind}-{index:02d}", index)
 
     def _fact_case(self, case_id: str, index: int, kind: str) -> Case:

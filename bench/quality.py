@@ -54,17 +54,21 @@ class QualitySettings:
     paraphrase_per_kind: int = 0  # certified cases per kind re-audited with the paraphrase
     max_seconds: float | None = None  # stop drawing candidates after this; results stay valid
     all_methods: bool = False  # every registered method, not only the registry's defaults
-    all_methods_per_kind: int = 0  # certified cases per kind audited with every method
     extra_notes: tuple[str, ...] = field(default_factory=tuple)
+    stem: str = "quality"  # results file names: <stem>.json, <stem>.md
 
 
 QUICK = QualitySettings(targets={**dict.fromkeys(DISAGREEMENT_KINDS, 1), "single": 1},
                         max_candidates=4, paraphrase_per_kind=1)
-# the first 3 certified cases of each kind get every registered method and a paraphrased
-# re-audit (the opt-in methods cost 5-6x the default audit: heads and integrated gradients)
 FULL = QualitySettings(targets={**dict.fromkeys(DISAGREEMENT_KINDS, 30), "single": 10,
                                 "parametric": 5},
-                       max_candidates=200, paraphrase_per_kind=3, all_methods_per_kind=3)
+                       max_candidates=200, paraphrase_per_kind=3)
+# every registered method on the first cases of each kind (the same cases as FULL's: a case is
+# a function of seed, kind and index); the opt-in methods cost 5-6x the default audit
+ALL_METHODS = QualitySettings(targets={**dict.fromkeys(DISAGREEMENT_KINDS, 3), "single": 3,
+                                       "parametric": 2},
+                              max_candidates=40, paraphrase_per_kind=3, all_methods=True,
+                              stem="quality-all-methods")
 
 
 def git_commit() -> dict[str, Any]:
@@ -267,9 +271,9 @@ def certification_counts(certificates: list[dict[str, Any]], kinds: list[str]
 def run(lm: CausalLM, settings: QualitySettings, out_dir: Path, *, mode: str,
         log=print) -> dict[str, Any]:
     started = time.monotonic()
-    every_method = settings.config.model_copy(update={"methods": method_names()})
     if settings.all_methods:
-        settings = replace(settings, config=every_method)
+        settings = replace(settings, config=settings.config.model_copy(
+            update={"methods": method_names()}))
     info = machine.machine_info()
     source = git_commit()
     factory = CaseFactory(settings.seed, settings.units)
@@ -304,18 +308,20 @@ def run(lm: CausalLM, settings: QualitySettings, out_dir: Path, *, mode: str,
             "summary": summarise(rows) if rows else {}, "cases": rows,
             "seconds": time.monotonic() - started,
             "notes": [*settings.extra_notes,
-                      "methods: every registered method" if settings.all_methods else
-                      "methods: the registry's defaults at the commit above, and every "
-                      f"registered method on the first {settings.all_methods_per_kind} "
-                      "certified cases of each kind (--all-methods: on every case)",
+                      "methods: every registered method (`python -m bench quality "
+                      "--all-methods`); its cases are the first ones of quality.json's run "
+                      "with the same seed" if settings.all_methods else
+                      "methods: the registry's defaults at the commit above (`--all-methods` "
+                      "runs every method on the first cases of each kind: "
+                      "quality-all-methods.md)",
                       *(["no paraphrased re-audits in this run: no stability figures"]
                         if settings.paraphrase_per_kind == 0 else
                         [f"stability: the first {settings.paraphrase_per_kind} certified "
                          "cases of each kind re-audited with the paraphrased question"]),
                       "attention_rollout shares the attention pass; tracing_in_dist shares "
                       "tracing's passes"]}
-        write_json(out_dir / "quality.json", result)
-        (out_dir / "quality.md").write_text(markdown(result), encoding="utf-8")
+        write_json(out_dir / f"{settings.stem}.json", result)
+        (out_dir / f"{settings.stem}.md").write_text(markdown(result), encoding="utf-8")
         return result
 
     while open_kinds():
@@ -334,9 +340,7 @@ def run(lm: CausalLM, settings: QualitySettings, out_dir: Path, *, mode: str,
                 log(f"certify {case.id}: {cert.reason}")
                 continue
             kept[kind] += 1
-            config = (every_method if kept[kind] <= settings.all_methods_per_kind
-                      else settings.config)
-            rows.append(audit_case(lm, certified, config,
+            rows.append(audit_case(lm, certified, settings.config,
                                    kept[kind] <= settings.paraphrase_per_kind))
             log(f"audit {case.id}: {rows[-1]['seconds']:.1f}s kept {kept}")
             write()

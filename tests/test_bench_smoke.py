@@ -31,7 +31,7 @@ def test_the_generator_plants_one_gold_unit_and_a_paraphrase_per_case():
 
 @pytest.mark.real_model
 def test_a_planted_single_fact_case_certifies_on_the_real_model(real_lm):
-    case = generate({"single": 2})[1]  # 'What is the capital of ...?' with a short answer
+    case = generate({"single": 12})[11]  # 'What is the capital of ...?' with a short answer
     kept, cert = certify(real_lm, case)
     assert cert.certified, cert.reason
     assert kept is not None and contains(kept.answer, case.metadata["value"])
