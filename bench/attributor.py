@@ -475,7 +475,8 @@ def main() -> None:
     data["loadavg_end"] = machine.load()
     # another step may have written the file while this one ran: keep its sections
     latest: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {}
-    data = {**latest, **data, **{k: latest[k] for k in STEPS if k in latest and k not in steps}}
+    ran = set(steps) | ({"quality"} if "answers" in steps else set())
+    data = {**latest, **data, **{k: latest[k] for k in STEPS if k in latest and k not in ran}}
     write_json(out, data)
     (RESULTS / "attributor.md").write_text(markdown(data), encoding="utf-8")
     print(markdown(data))
