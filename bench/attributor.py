@@ -12,6 +12,8 @@ Steps (python -m bench.attributor [--steps quality,speed,profile,designs,retrain
   `verify=K` check replayed on K-subsets of the test masks.
 - answers: the single planted cases' answers, and precision@1 over those that state the
   planted value (run after quality).
+- ceiling: per held-out case, ridge weights fit on its own train masks vs the shipped weights
+  (cached outcomes, no model pass): whether the LDS gap is the features or the weights.
 - speed: a 24-unit planted case, side by side in one process, an empty score cache per audit:
   the fast preset at 8 (twice), 4 and 0 verification masks vs attention + the 64-mask
   ablation audit, and one forward pass of the same case; seconds, passes and scored tokens.
@@ -43,7 +45,7 @@ from bench.report import fmt, write_json
 from relyscope.audits import run_audit
 from relyscope.audits.ablation import fit_surrogate, random_masks, spearman_lds
 from relyscope.audits.attributor_cases import CaseMaker, training_cases
-from relyscope.audits.attributor_training import CaseOutcomes, case_outcomes
+from relyscope.audits.attributor_training import ALPHAS, CaseOutcomes, case_outcomes, ridge
 from relyscope.audits.attributor_weights import packaged_path, weights_for
 from relyscope.audits.base import ANSWER, AuditContext, Budget
 from relyscope.config import AuditConfig
@@ -52,7 +54,7 @@ from relyscope.models.scoring import MemoryScoreCache
 from relyscope.models.tree import TokenTrie
 
 RESULTS = Path(__file__).parent / "results"
-STEPS = ("quality", "speed", "profile", "designs", "retrain")
+STEPS = ("quality", "ceiling", "speed", "profile", "designs", "retrain")
 HELD_OUT_SEED = 1001  # training uses seed 0 and the even-numbered demo questions
 
 
@@ -136,6 +138,47 @@ def planted_answers(lm: CausalLM, q: dict[str, Any]) -> dict[str, Any]:
         for m in ("learned", "attention", "ablation")}
     q["summary"]["single_planted_value_stated_cases"] = len(stated)
     return q
+
+
+def _rows(d: CaseOutcomes, rows: slice | np.ndarray) -> CaseOutcomes:
+    return CaseOutcomes(d.case_id, d.kind, d.granularity, d.unit_ids, d.gold, d.features,
+                        d.masks[rows], d.targets[rows], 0, 0.0)
+
+
+def _case_alpha(d: CaseOutcomes, train_masks: int, folds: int = 4) -> float:
+    """The ridge penalty with the best mean LDS over folds of the case's own train masks."""
+    fold = np.arange(train_masks) % folds
+    scores = {}
+    for alpha in ALPHAS:
+        values = [_lds(d.masks[:train_masks][fold == k], d.targets[:train_masks][fold == k],
+                       d.features.astype(np.float64)
+                       @ ridge([_rows(d, np.flatnonzero(fold != k))], alpha))
+                  for k in range(folds)]
+        scores[alpha] = _mean(values) or -1.0
+    return max(ALPHAS, key=lambda a: scores[a])
+
+
+def features_ceiling(lm: CausalLM, q: dict[str, Any], cache: Path) -> dict[str, Any]:
+    """Whether the gap to ablation is the per-head features or one weight vector for all
+    cases: per held-out case, ridge weights fit on that case's own train masks (the penalty
+    chosen by cross-validation over those masks, nothing on the test masks) and their LDS on
+    its test masks, beside the shipped weights' (the quality step's cache: no model pass)."""
+    weights = weights_for(lm.info.id, lm.num_layers, lm.num_heads, None)
+    train_masks = q["settings"]["train_masks"]
+    by_group: dict[str, list[tuple[float | None, float | None]]] = {}
+    for item in training_cases(q["settings"]["cases"], HELD_OUT_SEED, real_split="held_out"):
+        d = case_outcomes(item, lm, masks=train_masks + q["settings"]["test_masks"],
+                          keep_prob=0.5, seed=HELD_OUT_SEED, cache_dir=cache)
+        test_m, test_t = d.masks[train_masks:], d.targets[train_masks:]
+        feats = d.features.astype(np.float64)
+        pair = (_lds(test_m, test_t, feats @ weights.vector()),
+                _lds(test_m, test_t, feats @ ridge([_rows(d, slice(0, train_masks))],
+                                                  _case_alpha(d, train_masks))))
+        for name in ("all", f"{d.kind}/{d.granularity}"):
+            by_group.setdefault(name, []).append(pair)
+    return {"alphas": list(ALPHAS), "mean_lds": {
+        name: {"shipped": _mean([a for a, _ in rows]), "per_case_fit": _mean([b for _, b in rows]),
+               "cases": len(rows)} for name, rows in by_group.items()}}
 
 
 VERIFY_KS = (4, 8)
@@ -379,6 +422,17 @@ def markdown(data: dict[str, Any]) -> str:
             lines += [f"| {k} | {fmt(v['mean_abs_error'])} | {fmt(v['below_min_lds'])} |"
                       for k, v in s["verify_k"].items()]
             lines.append("")
+    if "ceiling" in data:
+        c = data["ceiling"]
+        lines += ["## Features or weights? (held-out cases, no model pass)", "",
+                  "LDS on each case's held-out masks of the shipped weights and of ridge "
+                  "weights fit on that case's own train masks (the penalty chosen by 4-fold "
+                  f"cross-validation over those masks from {c.get('alphas')}); run: "
+                  f"{c.get('run')}", "",
+                  "| group | cases | shipped weights | per-case fit |", "|---|---|---|---|"]
+        lines += [f"| {name} | {v['cases']} | {fmt(v['shipped'])} | {fmt(v['per_case_fit'])} |"
+                  for name, v in c["mean_lds"].items()]
+        lines.append("")
     if "speed" in data:
         sp = data["speed"]
         t = sp["timings"]
@@ -460,6 +514,9 @@ def main() -> None:
     if "answers" in steps:  # after quality (this run's or the saved one)
         data["quality"] = planted_answers(lm, data["quality"])
         data["quality"]["answers_run"] = {**step_info, "loadavg_end": machine.load()}
+    if "ceiling" in steps:  # after quality: its cached outcomes
+        data["ceiling"] = features_ceiling(lm, data["quality"], Path(args.cache_dir))
+        data["ceiling"]["run"] = {**step_info, "loadavg_end": machine.load()}
     if "speed" in steps:
         data["speed"] = speed(lm)
         data["speed"]["run"] = {**step_info, "loadavg_end": machine.load()}
