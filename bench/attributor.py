@@ -12,6 +12,8 @@ Steps (python -m bench.attributor [--steps quality,speed,profile,designs,retrain
   `verify=K` check replayed on K-subsets of the test masks.
 - answers: the single planted cases' answers, and precision@1 over those that state the
   planted value (run after quality).
+- compare: another weights file (`--weights`, e.g. a larger training run's) on the quality
+  step's cases (cached: no model pass beyond a missing case).
 - ceiling: per held-out case, ridge weights fit on its own train masks vs the shipped weights
   (cached outcomes, no model pass): whether the LDS gap is the features or the weights.
 - speed: a 24-unit planted case, side by side in one process, an empty score cache per audit:
@@ -54,7 +56,7 @@ from relyscope.models.scoring import MemoryScoreCache
 from relyscope.models.tree import TokenTrie
 
 RESULTS = Path(__file__).parent / "results"
-STEPS = ("quality", "ceiling", "speed", "profile", "designs", "retrain")
+STEPS = ("quality", "compare", "ceiling", "speed", "profile", "designs", "retrain")
 HELD_OUT_SEED = 1001  # training uses seed 0 and the even-numbered demo questions
 
 
@@ -63,11 +65,12 @@ def _lds(masks: np.ndarray, targets: np.ndarray, scores: np.ndarray) -> float | 
 
 
 def quality(lm: CausalLM, n_cases: int, train_masks: int, test_masks: int,
-            cache: Path, max_minutes: float | None = None) -> dict[str, Any]:
+            cache: Path, max_minutes: float | None = None,
+            weights_path: str | None = None) -> dict[str, Any]:
     """Planted and tool cases first (short), then real text (long passages, sentence units);
     with `max_minutes`, no case starts after that time and the summary covers the cases
     that ran (the settings say how many were asked for; the cache keeps the rest's work)."""
-    weights = weights_for(lm.info.id, lm.num_layers, lm.num_heads, None).vector()
+    weights = weights_for(lm.info.id, lm.num_layers, lm.num_heads, weights_path).vector()
     rows = []
     cases = training_cases(n_cases, HELD_OUT_SEED, real_split="held_out")
     cases.sort(key=lambda c: c.kind == "real")  # stable: the generated order otherwise
@@ -422,6 +425,20 @@ def markdown(data: dict[str, Any]) -> str:
             lines += [f"| {k} | {fmt(v['mean_abs_error'])} | {fmt(v['below_min_lds'])} |"
                       for k, v in s["verify_k"].items()]
             lines.append("")
+    if "compare" in data:
+        c = data["compare"]
+        prov = c["provenance"]
+        lines += ["## Other weights on the same held-out cases", "",
+                  f"`{prov.get('command')}` ({prov.get('cases')} cases, validation LDS "
+                  f"{prov.get('validation_lds')}; sha256 {c['weights_sha256'][:12]}); run: "
+                  f"{c.get('run')}", "", "| group | cases | learned | ablation |",
+                  "|---|---|---|---|"]
+        cs = c["summary"]
+        lines += [f"| LDS {name} | {cs['cases_per_group'][name]} | {fmt(v['learned'])} | "
+                  f"{fmt(v['ablation'])} |" for name, v in cs["mean_lds"].items()]
+        pc = cs["precision_at_1_single_planted"]
+        lines += [f"| precision@1 single planted | {cs['single_planted_cases']} | "
+                  f"{fmt(pc['learned'])} | {fmt(pc['ablation'])} |", ""]
     if "ceiling" in data:
         c = data["ceiling"]
         lines += ["## Features or weights? (held-out cases, no model pass)", "",
@@ -489,6 +506,8 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=50)  # 20 single planted
     parser.add_argument("--train-masks", type=int, default=64)
     parser.add_argument("--test-masks", type=int, default=16)
+    parser.add_argument("--weights", help="compare: a weights file to evaluate on the "
+                                          "quality step's held-out cases")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="quality: start no case after this many minutes")
     parser.add_argument("--cache-dir", default=str(Path(tempfile.gettempdir())
@@ -514,6 +533,15 @@ def main() -> None:
     if "answers" in steps:  # after quality (this run's or the saved one)
         data["quality"] = planted_answers(lm, data["quality"])
         data["quality"]["answers_run"] = {**step_info, "loadavg_end": machine.load()}
+    if "compare" in steps:  # other weights (--weights) on the quality step's cases
+        if not args.weights:
+            raise ValueError("--steps compare needs --weights PATH")
+        other = weights_for(lm.info.id, lm.num_layers, lm.num_heads, args.weights)
+        result = quality(lm, data["quality"]["settings"]["cases"], args.train_masks,
+                         args.test_masks, Path(args.cache_dir), weights_path=args.weights)
+        data["compare"] = {"weights_sha256": other.weights_sha256,
+                           "provenance": other.provenance, "summary": result["summary"],
+                           "run": {**step_info, "loadavg_end": machine.load()}}
     if "ceiling" in steps:  # after quality: its cached outcomes
         data["ceiling"] = features_ceiling(lm, data["quality"], Path(args.cache_dir))
         data["ceiling"]["run"] = {**step_info, "loadavg_end": machine.load()}
