@@ -102,7 +102,7 @@ def test_a_real_report_survives_the_round_trip(real_lm):
     assert isinstance(back.cost["forward_passes"], int)
     assert isinstance(back.settings["config"]["seed"], int)
     assert back.settings["config"]["method_settings"]["loo"] == {
-        "regenerate": False, "expand_drop": None, "max_expanded": None}
+        "regenerate": False, "expand_drop": None, "max_expanded": None, "screen_top": None}
     assert back.unit("d1").reliance == report.unit("d1").reliance
 
 
