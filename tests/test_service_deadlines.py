@@ -12,9 +12,8 @@ from service_support import five_source_case, running_server
 from relyscope.audits.registry import method_names
 from relyscope.client import Client
 from relyscope.config import AuditConfig
+from relyscope.errors import AuditCancelled
 from relyscope.models import CausalLM
-
-pytestmark = pytest.mark.real_model
 
 ATTENTION = AuditConfig(methods=("attention",))
 ALL_METHODS = AuditConfig(methods=method_names())
@@ -28,6 +27,7 @@ def server(real_lm: CausalLM):
         yield running
 
 
+@pytest.mark.real_model
 def test_a_submitted_job_outlives_the_deadline_of_the_call_that_submitted_it(server):
     with Client(f"127.0.0.1:{server.port}", timeout=300) as client:
         # the submission's own deadline less its margin leaves 0.1 s: were it the job's
@@ -39,6 +39,7 @@ def test_a_submitted_job_outlives_the_deadline_of_the_call_that_submitted_it(ser
         assert final.report is not None and not final.report.partial
 
 
+@pytest.mark.real_model
 def test_a_submitted_job_is_bounded_by_its_config_max_seconds(server):
     with Client(f"127.0.0.1:{server.port}", timeout=300) as client:
         started = time.monotonic()
@@ -52,6 +53,7 @@ def test_a_submitted_job_is_bounded_by_its_config_max_seconds(server):
         assert time.monotonic() - started < 30  # not minutes of all-methods work
 
 
+@pytest.mark.real_model
 def test_ask_with_a_deadline_returns_a_partial_inline_audit_within_it(server):
     with Client(f"127.0.0.1:{server.port}", timeout=300) as client:
         started = time.monotonic()
@@ -62,3 +64,13 @@ def test_ask_with_a_deadline_returns_a_partial_inline_audit_within_it(server):
         assert took < 40.0
         assert result.report is not None and result.report.partial
         assert result.report.settings["cut"]
+
+
+def test_a_cancelled_question_stops_before_its_first_model_call(tiny_lm):
+    from test_service_pipeline import make_pipeline
+
+    passes = tiny_lm.cost.forward_passes
+    with pytest.raises(AuditCancelled):
+        make_pipeline(tiny_lm).ask("Who founded the Zelk guild?", audit=ATTENTION,
+                                   cancelled=lambda: True)
+    assert tiny_lm.cost.forward_passes == passes  # not even the answer was generated
