@@ -37,6 +37,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="quality: every registered method on the first cases of each "
                              "kind (writes quality-all-methods.*; with --quick: on the quick "
                              "set)")
+    parser.add_argument("--kinds", default=None,
+                        help="quality: only these kinds, comma-separated (a shard run)")
+    parser.add_argument("--start-index", type=int, default=0,
+                        help="quality: the first case index per kind (a shard run; pool "
+                             "shards with python -m bench.quality_merge)")
+    parser.add_argument("--stem", default=None,
+                        help="quality: results file stem (default quality or "
+                             "quality-all-methods)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for scoring (default: torch's own setting)")
     args = parser.parse_args(argv)
@@ -63,6 +71,15 @@ def main(argv: list[str] | None = None) -> int:
             mode = "every method" if args.all_methods else mode
         if args.max_minutes:
             settings = dataclasses.replace(settings, max_seconds=args.max_minutes * 60)
+        if args.kinds:
+            wanted = args.kinds.split(",")
+            unknown = [k for k in wanted if k not in settings.targets]
+            if unknown:
+                parser.error(f"--kinds: unknown {unknown}; choose from {list(settings.targets)}")
+            settings = dataclasses.replace(
+                settings, targets={k: n for k, n in settings.targets.items() if k in wanted})
+        settings = dataclasses.replace(settings, start_index=args.start_index,
+                                       stem=args.stem or settings.stem)
         result = quality.run(lm, settings, args.out, mode=mode, log=log)
         log(f"quality done in {result['seconds']:.0f}s -> {args.out / settings.stem}.md")
     if args.which in ("perf", "all"):

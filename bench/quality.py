@@ -56,6 +56,7 @@ class QualitySettings:
     all_methods: bool = False  # every registered method, not only the registry's defaults
     extra_notes: tuple[str, ...] = field(default_factory=tuple)
     stem: str = "quality"  # results file names: <stem>.json, <stem>.md
+    start_index: int = 0  # the first case index drawn per kind (a shard starts further on)
 
 
 QUICK = QualitySettings(targets={**dict.fromkeys(DISAGREEMENT_KINDS, 1), "single": 1},
@@ -294,6 +295,7 @@ def run(lm: CausalLM, settings: QualitySettings, out_dir: Path, *, mode: str,
             "loadavg_end": machine.load(), "model": lm.info.__dict__,
             "config": settings.config.model_dump(mode="json"), "seed": settings.seed,
             "units_per_case": settings.units, "targets": settings.targets,
+            "start_index": settings.start_index,
             "max_candidates_per_kind": settings.max_candidates,
             "complete": not open_kinds(), "stopped_by_time_limit": stopped_by_time,
             "certification": {
@@ -332,7 +334,7 @@ def run(lm: CausalLM, settings: QualitySettings, out_dir: Path, *, mode: str,
         for kind in open_kinds():
             if settings.max_seconds and time.monotonic() - started > settings.max_seconds:
                 break
-            case = factory.make(kind, drawn[kind])
+            case = factory.make(kind, settings.start_index + drawn[kind])
             drawn[kind] += 1
             certified, cert = certify(lm, case)
             certificates.append(cert.as_dict())
@@ -345,3 +347,46 @@ def run(lm: CausalLM, settings: QualitySettings, out_dir: Path, *, mode: str,
             log(f"audit {case.id}: {rows[-1]['seconds']:.1f}s kept {kept}")
             write()
     return write()
+
+
+def merge(parts: list[dict[str, Any]], *, log=print) -> dict[str, Any]:
+    """One result from shard runs (the same seed and settings, disjoint case indices or
+    kinds; `python -m bench.quality_merge`): certificates and rows are pooled (a case id seen
+    twice is kept once), and the counts and summary are recomputed from them."""
+    first = parts[0]
+    for part in parts[1:]:
+        for key in ("seed", "units_per_case", "config"):
+            if part[key] != first[key]:
+                raise ValueError(f"shards differ in {key}: {part[key]!r} != {first[key]!r}")
+    seen: set[str] = set()
+    certificates, rows = [], []
+    for part in parts:
+        certificates += [c for c in part["certification"]["certificates"]
+                         if c["case_id"] not in seen]
+        rows += [r for r in part["cases"] if r["case_id"] not in seen]
+        seen |= {c["case_id"] for c in part["certification"]["certificates"]}
+    kinds = [k for k in KINDS if any(c["kind"] == k for c in certificates)]
+    commits = sorted({p["commit"] for p in parts})
+    certified = Counter(r["kind"] for r in rows)
+    merged = {**first,
+              "commit": commits[0] if len(commits) == 1 else ", ".join(commits),
+              "uncommitted_changes": sorted({f for p in parts for f in p["uncommitted_changes"]}),
+              "loadavg_end": parts[-1]["loadavg_end"],
+              "complete": all(certified[k] >= n for k, n in first["targets"].items()),
+              "stopped_by_time_limit": any(p["stopped_by_time_limit"] for p in parts),
+              "shards": [{"commit": p["commit"], "start_index": p.get("start_index", 0),
+                          "kinds": sorted({c["kind"] for c in p["certification"]
+                                           ["certificates"]}),
+                          "cases": len(p["cases"]), "seconds": p["seconds"],
+                          "loadavg_start": p["machine"]["loadavg_start"]} for p in parts],
+              "seconds": max(p["seconds"] for p in parts),
+              "summary": summarise(rows) if rows else {}, "cases": rows}
+    merged["certification"] = {**first["certification"],
+                               "counts": certification_counts(certificates, kinds),
+                               "certificates": certificates}
+    merged["notes"] = [*first["notes"],
+                       f"pooled from {len(parts)} shard runs of the same seed and settings "
+                       "over disjoint case indices, run at the same time (`shards` in "
+                       "quality.json); minutes are the longest shard's"]
+    log(f"merged {len(parts)} shards: {len(rows)} certified cases of {len(certificates)}")
+    return merged
