@@ -120,16 +120,19 @@ def passes_profile(out_dir: Path) -> dict[str, Any]:
     point = perf.get("point_40", {}).get("runs", {})
     case = perf_case(0, sources=40)
     renderer = lm.renderer(case)
-    from bench.perf import FULL, SCREENED
+    from bench.perf import FULL, SCREENED, SCREENED_AUTO
 
     audits = {"flat (today's curve config)": (FULL.curve_config, "flat"),
+              "screened-auto": (SCREENED_AUTO, "screened-auto"),
               "screened": (SCREENED, "screened")}
     result: dict[str, Any] = {
         "commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True,
                                  text=True, cwd=root).stdout.strip(),
         "loadavg": load(), "case": case.id, "units": len(case.sources), "audits": {}}
     for label, (config, key) in audits.items():
-        run = point.get(key, {})
+        run = point.get(key)
+        if run is None:
+            continue
         rankings = dict(run.get("top3", {}))
         if run.get("ablation", {}).get("masks_used"):
             rankings["_masks"] = run["ablation"]["masks_used"]
