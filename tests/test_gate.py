@@ -208,7 +208,7 @@ def test_a_reseeded_ablation_run_changes_the_ablation_scores_and_nothing_else(
 
     lm = CausalLM(real_lm.model, real_lm.tokenizer, model_id=real_lm.info.id,
                   revision="gate-reseed")
-    rows = eval_rows[:3]
+    rows = eval_rows[:2]  # 2 x 3 units: a reseed changes some weight (changed > 0)
     seeded = run_configuration(rows, _with_ablation(tmp_path, 0), lm)
     reseeded = run_configuration(rows, _with_ablation(tmp_path, 5), lm)
     changed = 0
