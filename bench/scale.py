@@ -142,7 +142,7 @@ def relyscope_run(lm: CausalLM, case: Case, settings: dict[str, Any]
                      "stopped": extras.get("stopped"), "own_lds": extras.get("lds")}
 
 
-def run(cases: int, held_out: int, fixed: bool, log=print) -> dict[str, Any]:
+def run(cases: int, held_out: int, fixed: list[int], log=print) -> dict[str, Any]:
     lm = CausalLM.load()
     rows: list[dict[str, Any]] = []
     for index in range(cases):
@@ -154,8 +154,8 @@ def run(cases: int, held_out: int, fixed: bool, log=print) -> dict[str, Any]:
         evaluator = fresh(lm, "evaluator")
         runs: dict[str, tuple[np.ndarray, dict[str, Any]]] = {
             "relyscope auto": relyscope_run(lm, case, AUTO)}
-        if fixed:
-            runs["relyscope 64"] = relyscope_run(lm, case, {"ablations": 64})
+        for n in fixed:
+            runs[f"relyscope {n}"] = relyscope_run(lm, case, {"ablations": n})
         cpu = time.process_time()  # includes its prompt set-up, a few ms
         attribution, check = run_contextcite(lm, case, 64, batch_size=8)
         cpu = time.process_time() - cpu
@@ -278,8 +278,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="only hierarchical vs flat on this many 10-chunk cases, merged "
                              "into scale.json (key hierarchy)")
     parser.add_argument("--expand-drop", type=float, default=2.0)
-    parser.add_argument("--fixed", action="store_true",
-                        help="also run relyscope at a fixed 64 masks (exact scoring's floor)")
+    parser.add_argument("--fixed", type=int, nargs="*", default=[], metavar="N",
+                        help="also run relyscope at these fixed mask counts (64: exact "
+                             "scoring's floor)")
     args = parser.parse_args(argv)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                             cwd=ROOT).stdout.strip()
@@ -298,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     result = {"commit": commit, "machine": info,
               "settings": {"relyscope auto": {"ablation": AUTO},
+                           **{f"relyscope {n}": {"ablation": {"ablations": n}}
+                              for n in args.fixed},
                            "ContextCite 64": {"num_ablations": 64, "batch_size": 8}},
               **run(args.cases, args.held_out, args.fixed,
                     log=lambda msg: print(msg, file=sys.stderr, flush=True))}
