@@ -40,6 +40,10 @@ from relyscope.report_model import Report
 
 CONTROL_KINDS = ("single", "parametric")
 AUDIT_VERDICTS = ("grounded", "parametric", "redundant-sources")
+# the rankings measured by an intervention on every unit (the "reliance methods agree" column):
+# not provenance (attention, gradients), not the learned estimate, not heads (it maps loo's
+# top unit only)
+MEASURED = ("loo", "ablation", "tools", "tracing", "tracing_in_dist", "knockout")
 BENCH_CONFIG = AuditConfig(method_settings={"ablation": {"ablations": 32},
                                             "tracing": {"samples": 1, "top_units": 0}})
 
@@ -199,7 +203,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     per_kind: dict[str, Any] = {}
     for kind in kinds:
         mine = [r for r in rows if r["kind"] == kind]
-        reliance = [m for m in methods if not m.startswith("attention")]
+        reliance = [m for m in methods if m in MEASURED]
         agree = [len({r["methods"][m]["top"] for m in reliance if m in r["methods"]}) == 1
                  for r in mine]
         att_loo = [r["methods"]["attention"]["top"] == r["methods"]["loo"]["top"]
@@ -384,9 +388,9 @@ def merge(parts: list[dict[str, Any]], *, log=print) -> dict[str, Any]:
     merged["certification"] = {**first["certification"],
                                "counts": certification_counts(certificates, kinds),
                                "certificates": certificates}
-    merged["notes"] = [*first["notes"],
-                       f"pooled from {len(parts)} shard runs of the same seed and settings "
-                       "over disjoint case indices, run at the same time (`shards` in "
-                       "quality.json); minutes are the longest shard's"]
+    merged["notes"] = [*first["notes"], *(
+        [f"pooled from {len(parts)} shard runs of the same seed and settings over disjoint "
+         "case indices, run at the same time (`shards` in quality.json); minutes are the "
+         "longest shard's"] if len(parts) > 1 else [])]
     log(f"merged {len(parts)} shards: {len(rows)} certified cases of {len(certificates)}")
     return merged

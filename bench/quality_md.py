@@ -81,7 +81,8 @@ def markdown(result: dict[str, Any]) -> str:
                      for k in with_distractor]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += [
-        "", "Per kind: how often the reliance and localisation methods agree on the top unit, "
+        "", "Per kind: how often the methods that intervene on every unit (leave-one-out, "
+        "ablation, tools, tracing, knockout, where they ran) agree on the top unit, "
         "attention against leave-one-out, the audit verdicts, the unit verdicts of the gold "
         "units and of the distractor, and the joint removal's drop against the largest "
         "leave-one-out drop (nats).", "",
