@@ -1,5 +1,5 @@
 """`python -m bench.quality_merge OUT_DIR SHARD.json... [--note TEXT]`: pool shard runs of
-the quality benchmark into OUT_DIR/quality.{json,md} (see bench.quality.merge); each --note
+the quality benchmark into OUT_DIR/<--stem>.{json,md} (see bench.quality.merge); each --note
 is added to the notes (say how the shards were run and stopped)."""
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="folder for quality.json and quality.md")
     parser.add_argument("shards", type=Path, nargs="+", help="the shard runs' JSON files")
     parser.add_argument("--note", action="append", default=[], help="a note to add")
+    parser.add_argument("--stem", default="quality", help="results file stem (default quality)")
     args = parser.parse_args(argv)
     parts = [json.loads(path.read_text(encoding="utf-8")) for path in args.shards]
     result = merge(parts)
     result["notes"] += args.note
-    write_json(args.out / "quality.json", result)
-    (args.out / "quality.md").write_text(markdown(result), encoding="utf-8")
+    write_json(args.out / f"{args.stem}.json", result)
+    (args.out / f"{args.stem}.md").write_text(markdown(result), encoding="utf-8")
     return 0
 
 
