@@ -372,11 +372,15 @@ def merge(parts: list[dict[str, Any]], *, log=print) -> dict[str, Any]:
     kinds = [k for k in KINDS if any(c["kind"] == k for c in certificates)]
     commits = sorted({p["commit"] for p in parts})
     certified = Counter(r["kind"] for r in rows)
-    merged = {**first,
+    targets: dict[str, int] = {}  # a shard run with --kinds names only its own kinds
+    for part in parts:
+        for kind, wanted in part["targets"].items():
+            targets[kind] = max(wanted, targets.get(kind, 0))
+    merged = {**first, "targets": targets,
               "commit": commits[0] if len(commits) == 1 else ", ".join(commits),
               "uncommitted_changes": sorted({f for p in parts for f in p["uncommitted_changes"]}),
               "loadavg_end": parts[-1]["loadavg_end"],
-              "complete": all(certified[k] >= n for k, n in first["targets"].items()),
+              "complete": all(certified[k] >= n for k, n in targets.items()),
               "stopped_by_time_limit": any(p["stopped_by_time_limit"] for p in parts),
               "shards": [{"commit": p["commit"], "start_index": p.get("start_index", 0),
                           "kinds": sorted({c["kind"] for c in p["certification"]

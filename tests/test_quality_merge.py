@@ -64,6 +64,15 @@ def test_shards_pool_their_cases_once_and_recount() -> None:
     assert "pooled from 2 shard runs" in markdown(merged)
 
 
+def test_completeness_is_judged_on_every_shard_s_targets() -> None:
+    whole = shard("aaa", [row("single-00", "single", "s0")], [])
+    kinds_only = shard("aaa", [], [])
+    kinds_only["targets"] = {"decoy": 1}  # a --kinds shard: decoy has no certified case
+    merged = merge([whole, kinds_only], log=lambda message: None)
+    assert merged["targets"] == {"single": 2, "decoy": 1}
+    assert merged["complete"] is False
+
+
 def test_shards_of_different_settings_are_refused() -> None:
     other = shard("bbb", [], [])
     other["config"] = {"m": 2}
