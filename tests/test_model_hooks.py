@@ -7,12 +7,14 @@ import copy
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from relyscope.audits import run_audit
 from relyscope.config import AuditConfig
 from relyscope.models import CausalLM, Edits, Variant
+from relyscope.models.scoring import MemoryScoreCache
 from tests.conftest import zelk_case
 
 AUDITS = Path(__file__).resolve().parents[1] / "relyscope" / "audits"
@@ -56,7 +58,8 @@ def test_restoring_clean_states_on_a_clean_run_changes_nothing_and_noise_does(re
 def test_the_attention_pass_gives_one_row_stochastic_map_per_layer(tiny_lm):
     rendered = tiny_lm.renderer(zelk_case()).render()
     before = tiny_lm.cost.forward_passes
-    maps = tiny_lm.attention_pass(rendered.input_ids)
+    maps, answer = tiny_lm.attention_pass(rendered.input_ids)
+    assert answer is None  # no target asked for
     assert tiny_lm.cost.forward_passes - before == 1
     length = len(rendered.input_ids)
     assert len(maps) == tiny_lm.num_layers
@@ -66,6 +69,24 @@ def test_the_attention_pass_gives_one_row_stochastic_map_per_layer(tiny_lm):
         assert torch.allclose(layer.float().sum(-1), torch.ones(heads, length), atol=1e-4)
         assert float(layer[:, 0, 1:].abs().max()) == 0.0  # causal
     assert tiny_lm.model.config._attn_implementation != "eager"  # switched back
+
+
+def test_the_attention_pass_scores_the_answer_as_a_plain_pass_does(tiny_lm):
+    """The answer's per-token log-probs from the attention pass equal the batched scorer's
+    within 1e-4 (float32), and they land in the score cache: scoring it next costs no pass."""
+    rendered = tiny_lm.renderer(zelk_case()).render()
+    target = len(rendered.target_ids)
+    tiny_lm.scorer.cache = MemoryScoreCache()
+    _maps, answer = tiny_lm.attention_pass(rendered.input_ids, target)
+    assert answer is not None and len(answer.token_logprobs) == target
+    before = tiny_lm.cost.forward_passes
+    cached = tiny_lm.score([rendered])[0]
+    assert tiny_lm.cost.forward_passes == before  # a cache hit
+    tiny_lm.scorer.cache = MemoryScoreCache()
+    plain = tiny_lm.score([rendered])[0]
+    assert tiny_lm.cost.forward_passes == before + 1
+    assert cached == answer
+    assert np.allclose(answer.token_logprobs, plain.token_logprobs, atol=1e-4)
 
 
 @pytest.fixture(scope="module", params=[torch.float64, torch.bfloat16], ids=str)

@@ -92,20 +92,28 @@ def case_outcomes(item: TrainingCase, lm: CausalLM, *, masks: int, keep_prob: fl
     return out
 
 
-def _design(data: Sequence[CaseOutcomes]) -> tuple[np.ndarray, np.ndarray]:
-    """Rows (mask @ features) and targets, centred within each case."""
+def _design(data: Sequence[CaseOutcomes], per_case_scale: bool = True
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (mask @ features) and targets, centred within each case and, with
+    `per_case_scale`, divided by the spread of the case's targets: every case then weighs the
+    same in the squared error (the LDS is a per-case rank correlation; unscaled, the cases
+    whose answers swing by tens of nats decide the weights alone)."""
     xs, ys = [], []
     for d in data:
         x = d.masks.astype(np.float64) @ d.features.astype(np.float64)
-        xs.append(x - x.mean(0))
-        ys.append(d.targets - d.targets.mean())
+        y = d.targets - d.targets.mean()
+        spread = float(y.std()) if per_case_scale else 1.0
+        spread = spread if spread > 1e-9 else 1.0
+        xs.append((x - x.mean(0)) / spread)
+        ys.append(y / spread)
     return np.vstack(xs), np.concatenate(ys)
 
 
-def ridge(data: Sequence[CaseOutcomes], alpha: float) -> np.ndarray:
+def ridge(data: Sequence[CaseOutcomes], alpha: float, per_case_scale: bool = True
+          ) -> np.ndarray:
     """Per-head weights (raw feature space) minimising squared error + alpha * n * |w|^2 on
     standardised features."""
-    x, y = _design(data)
+    x, y = _design(data, per_case_scale)
     scale = x.std(0)
     scale[scale == 0] = 1.0
     xs = x / scale

@@ -295,7 +295,11 @@ class AuditContext:
         kept for the audit: every method reading attention shares it)."""
         if self._attentions is None:
             self.require(1)
-            self._attentions = self._metered(lambda: self.lm.attention_pass(self.full.input_ids))
+            maps, answer = self._metered(lambda: self.lm.attention_pass(
+                self.full.input_ids, len(self.full.target_ids)))
+            self._attentions = maps
+            if answer is not None:  # the same pass scored the full answer: keep it
+                self._scores.setdefault((Variant(), ANSWER), answer)
         return self._attentions
 
     def edited_logprobs(self, edits: Edits) -> torch.Tensor:

@@ -39,6 +39,7 @@ class LearnedAttributor(AuditMethod):
     votes = False
     default = False
     priority = 5
+    reads_attention = True
     column = 60
     Settings = LearnedSettings
 

@@ -24,6 +24,7 @@ class AttentionProvenance(AuditMethod):
     name = "attention"
     kind = "provenance"
     priority = 0
+    reads_attention = True
 
     def compute(self, ctx: AuditContext, settings: NoSettings) -> Outcome:
         attentions = ctx.attentions()

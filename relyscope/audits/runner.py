@@ -129,7 +129,8 @@ def run_audit(case: Case, lm: CausalLM, config: AuditConfig | None = None, *,
     report.cost = {**spent.as_dict(), "forward_passes": budget.spent,
                    "seconds": time.monotonic() - started,
                    "shared_scoring_seconds": shared.seconds,
-                   "per_method": {n: {"forward_passes": r.forward_passes + attributed.get(n, 0),
+                   "per_method": {n: {"forward_passes": r.forward_passes + attributed.get(n, 0)
+                                      + (n == shared.attention_by),
                                       "seconds": r.seconds} for n, r in results.items()}}
     report.settings = _settings(ctx, cuts, list(built))
     if claims_from is not None:
@@ -171,16 +172,24 @@ class _SharedScoring:
 
     attributed: dict[str, int] | None = None
     seconds: float = 0.0
+    attention_by: str | None = None  # the method the attention pass run up front is for
 
 
 def _score_shared(ctx: AuditContext, methods: dict[str, AuditMethod]) -> _SharedScoring:
     """The full answer and the joint removal, and with no budget every planned variant in the
     same call. Under a budget only the first two: a budget that cannot afford them fails the
     audit, and the planned variants are scored before the first method that needs them."""
-    head = [(Variant(), ANSWER), _joint_removal(ctx)]
     budget = ctx.budget
     shared = _SharedScoring()
     started = time.perf_counter()
+    if any(m.reads_attention for m in methods.values()) and (
+            budget.unbounded or ctx.config.preset == "fast"):
+        # the attention pass scores the full answer too: one pass fewer. Under a deadline
+        # (outside the fast preset) the cheaper plain full answer comes first instead.
+        with contextlib.suppress(BudgetExhausted):
+            ctx.attentions()
+            shared.attention_by = next(n for n, m in methods.items() if m.reads_attention)
+    head = [(Variant(), ANSWER), _joint_removal(ctx)]
     if budget.unbounded:  # nothing can be cut: every variant goes in one call
         planned, shared.attributed = _plan(ctx, methods)
         try:

@@ -146,11 +146,19 @@ def span_states(model: nn.Module, input_ids: Sequence[int], span: Span) -> list[
 
 
 @torch.inference_mode()
-def attention_maps(model: nn.Module, input_ids: Sequence[int]) -> tuple[torch.Tensor, ...]:
+def attention_maps(model: nn.Module, input_ids: Sequence[int], target_len: int = 0
+                   ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None]:
     """Per-layer attention weights [heads, L, L] of one sequence (the caller switches on an
-    attention implementation that returns them)."""
-    out = model(input_ids=_ids(model, input_ids), output_attentions=True)
-    return tuple(layer[0] for layer in out.attentions)
+    attention implementation that returns them) and, with `target_len` > 0, the log-prob of
+    each of the last `target_len` tokens from the same pass (CPU float32 [target_len]; only
+    those rows' logits are computed)."""
+    ids = _ids(model, input_ids)
+    out = model(input_ids=ids, output_attentions=True, logits_to_keep=target_len + 1)
+    maps = tuple(layer[0] for layer in out.attentions)
+    if target_len <= 0:
+        return maps, None
+    logprobs = token_logprobs(out.logits[:, :-1], ids[:, -target_len:])[0]
+    return maps, logprobs.float().cpu()
 
 
 def gaussian_noise(embedding: nn.Module, shape: Sequence[int], std: float,
