@@ -6,10 +6,12 @@ random keep/drop masks are scored with the batched scorer (the target is the ans
 logit-scaled probability, as the ablation method's). The surrogate predicts a mask's target as
 the sum of the kept units' scores, and a unit's score is its features . w, so the prediction
 is (mask @ features) . w plus a per-case constant: a linear model in w, fit by ridge on
-per-case centred rows of all training cases jointly, with the penalty chosen by grouped
-cross-validation over training cases. Held-out cases give the validation LDS (mean per-case
-Spearman of predicted and actual targets on their masks). Outcomes are cached on disk per case
-(a hash of the case, the model and the settings), so an interrupted run resumes.
+per-case centred rows of all training cases jointly (each case's rows divided by the spread of
+its targets, so that every case weighs the same, as every case does in the mean LDS), with the
+penalty chosen by grouped cross-validation over training cases. Held-out cases give the
+validation LDS (mean per-case Spearman of predicted and actual targets on their masks).
+Outcomes are cached on disk per case (a hash of the case, the model and the settings), so an
+interrupted run resumes.
 """
 
 from __future__ import annotations
