@@ -6,12 +6,10 @@ random keep/drop masks are scored with the batched scorer (the target is the ans
 logit-scaled probability, as the ablation method's). The surrogate predicts a mask's target as
 the sum of the kept units' scores, and a unit's score is its features . w, so the prediction
 is (mask @ features) . w plus a per-case constant: a linear model in w, fit by ridge on
-per-case centred rows of all training cases jointly (each case's rows divided by the spread of
-its targets, so that every case weighs the same, as every case does in the mean LDS), with the
-penalty chosen by grouped cross-validation over training cases. Held-out cases give the
-validation LDS (mean per-case Spearman of predicted and actual targets on their masks).
-Outcomes are cached on disk per case (a hash of the case, the model and the settings), so an
-interrupted run resumes.
+per-case centred rows of all training cases jointly, with the penalty chosen by grouped
+cross-validation over training cases. Held-out cases give the validation LDS (mean per-case
+Spearman of predicted and actual targets on their masks). Outcomes are cached on disk per case
+(a hash of the case, the model and the settings), so an interrupted run resumes.
 """
 
 from __future__ import annotations
@@ -94,28 +92,20 @@ def case_outcomes(item: TrainingCase, lm: CausalLM, *, masks: int, keep_prob: fl
     return out
 
 
-def _design(data: Sequence[CaseOutcomes], per_case_scale: bool = True
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows (mask @ features) and targets, centred within each case and, with
-    `per_case_scale`, divided by the spread of the case's targets: every case then weighs the
-    same in the squared error (the LDS is a per-case rank correlation; unscaled, the cases
-    whose answers swing by tens of nats decide the weights alone)."""
+def _design(data: Sequence[CaseOutcomes]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (mask @ features) and targets, centred within each case."""
     xs, ys = [], []
     for d in data:
         x = d.masks.astype(np.float64) @ d.features.astype(np.float64)
-        y = d.targets - d.targets.mean()
-        spread = float(y.std()) if per_case_scale else 1.0
-        spread = spread if spread > 1e-9 else 1.0
-        xs.append((x - x.mean(0)) / spread)
-        ys.append(y / spread)
+        xs.append(x - x.mean(0))
+        ys.append(d.targets - d.targets.mean())
     return np.vstack(xs), np.concatenate(ys)
 
 
-def ridge(data: Sequence[CaseOutcomes], alpha: float, per_case_scale: bool = True
-          ) -> np.ndarray:
+def ridge(data: Sequence[CaseOutcomes], alpha: float) -> np.ndarray:
     """Per-head weights (raw feature space) minimising squared error + alpha * n * |w|^2 on
     standardised features."""
-    x, y = _design(data, per_case_scale)
+    x, y = _design(data)
     scale = x.std(0)
     scale[scale == 0] = 1.0
     xs = x / scale

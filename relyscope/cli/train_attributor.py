@@ -61,9 +61,8 @@ def cmd_train_attributor(args: argparse.Namespace) -> int:
         "validation_cases": len(result.val), "masks_per_case": args.masks,
         "masks": int(sum(len(d.masks) for d in data)), "keep_prob": args.keep_prob,
         "seed": args.seed, "target": "log p/(1-p) of the answer",
-        "objective": "ridge on per-case centred (mask @ head features), each case's rows "
-                     "divided by the spread of its targets (every case weighs the same); "
-                     "prediction = sum of kept units' scores",
+        "objective": "ridge on per-case centred (mask @ head features); prediction = sum of "
+                     "kept units' scores",
         "alpha": result.alpha, "cv_lds_by_alpha": result.cv,
         "validation_lds": round(result.validation_lds, 4),
         "validation_lds_by_kind": {k: round(v, 4) for k, v in
