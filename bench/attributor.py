@@ -16,6 +16,9 @@ Steps (python -m bench.attributor [--steps quality,speed,profile,designs,retrain
   step's cases (cached: no model pass beyond a missing case).
 - ceiling: per held-out case, ridge weights fit on its own train masks vs the shipped weights
   (cached outcomes, no model pass): whether the LDS gap is the features or the weights.
+- variants: other training recipes (more cases, per-case weighted or rank targets, feature
+  transforms), each fit as train-attributor fits, on the quality step's held-out cases
+  (cached outcomes; `--train-cache-dir` holds a `train-attributor --cases 110` run's).
 - speed: a 24-unit planted case, side by side in one process, an empty score cache per audit:
   the fast preset at 8 (twice), 4 and 0 verification masks vs attention + the 64-mask
   ablation audit, and one forward pass of the same case; seconds, passes and scored tokens.
@@ -31,32 +34,43 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import json
 import pstats
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 
 from bench import machine
 from bench.report import fmt, write_json
 from relyscope.audits import run_audit
 from relyscope.audits.ablation import fit_surrogate, random_masks, spearman_lds
 from relyscope.audits.attributor_cases import CaseMaker, training_cases
-from relyscope.audits.attributor_training import ALPHAS, CaseOutcomes, case_outcomes, ridge
+from relyscope.audits.attributor_training import (
+    ALPHAS,
+    CaseOutcomes,
+    case_outcomes,
+    choose_alpha,
+    ridge,
+    split,
+)
 from relyscope.audits.attributor_weights import packaged_path, weights_for
 from relyscope.audits.base import ANSWER, AuditContext, Budget
 from relyscope.config import AuditConfig
 from relyscope.models import CausalLM, Variant
+from relyscope.models.packaged import relyscope_home
 from relyscope.models.scoring import MemoryScoreCache
 from relyscope.models.tree import TokenTrie
 
 RESULTS = Path(__file__).parent / "results"
-STEPS = ("quality", "compare", "ceiling", "speed", "profile", "designs", "retrain")
+STEPS = ("quality", "compare", "ceiling", "variants", "speed", "profile", "designs", "retrain")
 HELD_OUT_SEED = 1001  # training uses seed 0 and the even-numbered demo questions
 
 
@@ -182,6 +196,81 @@ def features_ceiling(lm: CausalLM, q: dict[str, Any], cache: Path) -> dict[str, 
     return {"alphas": list(ALPHAS), "mean_lds": {
         name: {"shipped": _mean([a for a, _ in rows]), "per_case_fit": _mean([b for _, b in rows]),
                "cases": len(rows)} for name, rows in by_group.items()}}
+
+
+def _spread_weighted(d: CaseOutcomes) -> CaseOutcomes:
+    """The case's rows divided by the spread of its targets (every case weighs the same in
+    the squared error; the LDS of its rows does not change)."""
+    spread = float(d.targets.std()) or 1.0
+    return dataclasses.replace(d, features=d.features / spread, targets=d.targets / spread)
+
+
+def _rank_targets(d: CaseOutcomes) -> CaseOutcomes:
+    """Targets replaced by their ranks, scaled to the targets' spread (the LDS is a rank
+    correlation: the fit then sees what it is judged on, not the size of each swing)."""
+    ranks = rankdata(d.targets)
+    return dataclasses.replace(
+        d, targets=(ranks - ranks.mean()) / (ranks.std() or 1.0) * float(d.targets.std()))
+
+
+def _features(transform: Callable[[np.ndarray], np.ndarray]
+              ) -> Callable[[CaseOutcomes], CaseOutcomes]:
+    return lambda d: dataclasses.replace(d, features=transform(d.features.astype(np.float64)))
+
+
+# name -> (training cases, a transform of each case's outcomes before the fit, whether it also
+# applies at held-out: a feature transform changes what the weights read, a target transform
+# only the fit)
+_VARIANTS: dict[str, tuple[int, Callable[[CaseOutcomes], CaseOutcomes] | None, bool]] = {
+    "shipped recipe, 40 cases": (40, None, False),
+    "shipped recipe, 110 cases": (110, None, False),
+    "targets weighted per case, 110": (110, _spread_weighted, False),
+    "rank targets, 110": (110, _rank_targets, False),
+    "sqrt features, 110": (110, _features(np.sqrt), True),
+    "features + squares, 110": (110, _features(lambda f: np.hstack([f, f ** 2])), True),
+    "head-normalised features, 110": (
+        110, _features(lambda f: f / (f.sum(0, keepdims=True) + 1e-9)), True),
+}
+
+
+def variants(lm: CausalLM, q: dict[str, Any], held_cache: Path, train_cache: Path,
+             masks: int = 32) -> dict[str, Any]:
+    """Training recipes other than the shipped one, scored on the quality step's held-out
+    cases: each fit as `relyscope train-attributor` fits (the first N of its generated cases,
+    its 75% training split, the ridge penalty by grouped cross-validation over training cases,
+    nothing chosen on the held-out cases). Outcomes come from the caches (`train_cache`: a
+    `train-attributor --cases 110 --masks 32 --cache-dir` run's); a missing case is scored."""
+    most = max(n for n, _t, _h in _VARIANTS.values())
+    items = training_cases(most, 0)
+    train_all = [case_outcomes(c, lm, masks=masks, keep_prob=0.5, seed=0, cache_dir=train_cache)
+                 for c in items]
+    held = [case_outcomes(c, lm, masks=q["settings"]["train_masks"] + q["settings"]["test_masks"],
+                          keep_prob=0.5, seed=HELD_OUT_SEED, cache_dir=held_cache)
+            for c in training_cases(q["settings"]["cases"], HELD_OUT_SEED, real_split="held_out")]
+    test_from = q["settings"]["train_masks"]
+    rows = {}
+    for name, (n, transform, at_held_out) in _VARIANTS.items():
+        fit_on, _val = split(items[:n], 0.25, 0)
+        keep = {c.case.id for c in fit_on}
+        data = [d for d in train_all[:n] if d.case_id in keep]
+        data = [transform(d) for d in data] if transform else data
+        alpha, _cv = choose_alpha(data, 0)
+        weights = ridge(data, alpha)
+        groups: dict[str, list[float | None]] = {}
+        hits = []
+        for d in held:
+            seen = transform(d) if transform and at_held_out else d
+            scores = seen.features.astype(np.float64) @ weights
+            value = _lds(d.masks[test_from:], d.targets[test_from:], scores)
+            for group in ("all", f"{d.kind}/{d.granularity}"):
+                groups.setdefault(group, []).append(value)
+            if d.kind == "single":
+                hits.append(d.unit_ids[int(np.argmax(scores))] in d.gold)
+        rows[name] = {"training_cases": len(data), "alpha": alpha,
+                      "mean_lds": {g: _mean(v) for g, v in groups.items()},
+                      "precision_at_1_single_planted": float(np.mean(hits)) if hits else None}
+        print(name, rows[name]["mean_lds"]["all"], flush=True)
+    return {"held_out_cases": len(held), "variants": rows}
 
 
 VERIFY_KS = (4, 8)
@@ -454,6 +543,22 @@ def markdown(data: dict[str, Any]) -> str:
         lines += [f"| {name} | {v['cases']} | {fmt(v['shipped'])} | {fmt(v['per_case_fit'])} |"
                   for name, v in c["mean_lds"].items()]
         lines.append("")
+    if "variants" in data:
+        v = data["variants"]
+        groups = sorted({g for r in v["variants"].values() for g in r["mean_lds"]},
+                        key=lambda g: (g != "all", g))
+        lines += ["## Other training recipes on the same held-out cases", "",
+                  f"{v['held_out_cases']} held-out cases (the quality step's); each recipe fit "
+                  "as `relyscope train-attributor` fits (75% training split, ridge penalty by "
+                  f"grouped cross-validation over training cases); run: {v.get('run')}", "",
+                  "| recipe | training cases | penalty | precision@1 single | "
+                  + " | ".join(f"LDS {g}" for g in groups) + " |",
+                  "|---|---|---|---|" + "---|" * len(groups)]
+        for name, r in v["variants"].items():
+            lines.append(f"| {name} | {r['training_cases']} | {r['alpha']} | "
+                         f"{fmt(r['precision_at_1_single_planted'])} | "
+                         + " | ".join(fmt(r["mean_lds"].get(g)) for g in groups) + " |")
+        lines.append("")
     if "speed" in data:
         sp = data["speed"]
         t = sp["timings"]
@@ -520,6 +625,9 @@ def main() -> None:
                         help="quality: start no case after this many minutes")
     parser.add_argument("--cache-dir", default=str(Path(tempfile.gettempdir())
                                                    / "relyscope-attributor-bench"))
+    parser.add_argument("--train-cache-dir", default=str(relyscope_home() / "attributor-cache"),
+                        help="variants: the training outcomes (`relyscope train-attributor "
+                             "--cache-dir`'s; default its default)")
     args = parser.parse_args()
     steps = args.steps.split(",")
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -553,6 +661,10 @@ def main() -> None:
     if "ceiling" in steps:  # after quality: its cached outcomes
         data["ceiling"] = features_ceiling(lm, data["quality"], Path(args.cache_dir))
         data["ceiling"]["run"] = {**step_info, "loadavg_end": machine.load()}
+    if "variants" in steps:  # after quality: its cached outcomes
+        data["variants"] = variants(lm, data["quality"], Path(args.cache_dir),
+                                    Path(args.train_cache_dir))
+        data["variants"]["run"] = {**step_info, "loadavg_end": machine.load()}
     if "speed" in steps:
         data["speed"] = speed(lm)
         data["speed"]["run"] = {**step_info, "loadavg_end": machine.load()}
