@@ -298,7 +298,10 @@ class AuditContext:
             maps, answer = self._metered(lambda: self.lm.attention_pass(
                 self.full.input_ids, len(self.full.target_ids)))
             self._attentions = maps
-            if answer is not None:  # the same pass scored the full answer: keep it
+            # the fast preset takes the full answer's score from this pass (one pass fewer);
+            # other audits keep the plain scorer's, so their scores never depend on whether
+            # a deadline put the attention pass first
+            if answer is not None and self.config.preset == "fast":
                 self._scores.setdefault((Variant(), ANSWER), answer)
         return self._attentions
 

@@ -182,10 +182,8 @@ def _score_shared(ctx: AuditContext, methods: dict[str, AuditMethod]) -> _Shared
     budget = ctx.budget
     shared = _SharedScoring()
     started = time.perf_counter()
-    if any(m.reads_attention for m in methods.values()) and (
-            budget.unbounded or ctx.config.preset == "fast"):
-        # the attention pass scores the full answer too: one pass fewer. Under a deadline
-        # (outside the fast preset) the cheaper plain full answer comes first instead.
+    if ctx.config.preset == "fast" and any(m.reads_attention for m in methods.values()):
+        # in the fast preset the attention pass scores the full answer too: one pass fewer
         with contextlib.suppress(BudgetExhausted):
             ctx.attentions()
             shared.attention_by = next(n for n, m in methods.items() if m.reads_attention)

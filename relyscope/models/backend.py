@@ -201,19 +201,15 @@ class CausalLM:
                        ) -> tuple[tuple[torch.Tensor, ...], TargetScore | None]:
         """Per-layer attention weights [heads, L, L] of one sequence, under eager attention,
         and with `target_len` > 0 the score of its last `target_len` tokens from the same pass
-        (also put in the score cache, so scoring that sequence later costs nothing); counts
-        one pass."""
+        (eager attention: within 1e-4 of a scoring pass, not bit-equal, so it is not put in
+        the score cache); counts one pass."""
         self._check_stop(2 * len(input_ids))  # eager attention with weights: about 2x a pass
         with self.eager_attention():
             maps, logprobs = attention_maps(self.model, input_ids, target_len)
         self.cost.forward_passes += 1
         if logprobs is None:
             return maps, None
-        score = TargetScore(tuple(float(x) for x in logprobs))
-        if self.scorer.cache is not None:
-            key = ScoreItem(tuple(input_ids), target_len).key(self.scorer.namespace)
-            self.scorer.cache.put_many({key: score})
-        return maps, score
+        return maps, TargetScore(tuple(float(x) for x in logprobs))
 
     def edited_logprobs(self, input_ids: Sequence[int], target_len: int,
                         edits: Edits | None = None) -> torch.Tensor:
