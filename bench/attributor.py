@@ -14,8 +14,9 @@ Steps (python -m bench.attributor [--steps quality,speed,profile,designs,retrain
   planted value (run after quality).
 - compare: another weights file (`--weights`, e.g. a larger training run's) on the quality
   step's cases (cached: no model pass beyond a missing case).
-- ceiling: per held-out case, ridge weights fit on its own train masks vs the shipped weights
-  (cached outcomes, no model pass): whether the LDS gap is the features or the weights.
+- ceiling: where the LDS gap lies (cached outcomes, no model pass): per held-out case, the
+  shipped weights, ridge weights fit on its own train masks, a 0/1 score of the gold units,
+  and how well the shipped weights rank the non-gold units' ablation effects.
 - variants: other training recipes (more cases, per-case weighted or rank targets, feature
   transforms), each fit as train-attributor fits, on the quality step's held-out cases
   (cached outcomes; `--train-cache-dir` holds a `train-attributor --cases 110` run's).
@@ -46,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
+from scipy.stats import rankdata, spearmanr
 
 from bench import machine
 from bench.report import fmt, write_json
@@ -175,27 +176,50 @@ def _case_alpha(d: CaseOutcomes, train_masks: int, folds: int = 4) -> float:
     return max(ALPHAS, key=lambda a: scores[a])
 
 
+def _filler_agreement(d: CaseOutcomes, surrogate: np.ndarray, scores: np.ndarray
+                      ) -> float | None:
+    """Spearman of two unit scorings over the units outside the gold (the small effects that
+    order masks agreeing on the gold units); None with fewer than 4 such units."""
+    fillers = [i for i, u in enumerate(d.unit_ids) if u not in d.gold]
+    if len(fillers) < 4:
+        return None
+    value = spearmanr(surrogate[fillers], scores[fillers])[0]
+    return None if np.isnan(value) else float(value)
+
+
 def features_ceiling(lm: CausalLM, q: dict[str, Any], cache: Path) -> dict[str, Any]:
-    """Whether the gap to ablation is the per-head features or one weight vector for all
-    cases: per held-out case, ridge weights fit on that case's own train masks (the penalty
-    chosen by cross-validation over those masks, nothing on the test masks) and their LDS on
-    its test masks, beside the shipped weights' (the quality step's cache: no model pass)."""
+    """Where the LDS gap to ablation lies (the quality step's cache: no model pass). Per
+    held-out case, on its test masks: the shipped weights; ridge weights fit on the case's own
+    train masks (the penalty by cross-validation over those masks; with more heads than
+    units this can fit any unit scores, so it is a per-case surrogate, not a bound on one
+    weight vector); a score of 1 on the gold units and 0 on the rest (what ordering the masks
+    by whether they keep the gold is worth); and over the units outside the gold, how well
+    the shipped weights' scores rank the ablation surrogate's (Spearman)."""
     weights = weights_for(lm.info.id, lm.num_layers, lm.num_heads, None)
     train_masks = q["settings"]["train_masks"]
-    by_group: dict[str, list[tuple[float | None, float | None]]] = {}
+    by_group: dict[str, list[dict[str, float | None]]] = {}
     for item in training_cases(q["settings"]["cases"], HELD_OUT_SEED, real_split="held_out"):
         d = case_outcomes(item, lm, masks=train_masks + q["settings"]["test_masks"],
                           keep_prob=0.5, seed=HELD_OUT_SEED, cache_dir=cache)
         test_m, test_t = d.masks[train_masks:], d.targets[train_masks:]
         feats = d.features.astype(np.float64)
-        pair = (_lds(test_m, test_t, feats @ weights.vector()),
-                _lds(test_m, test_t, feats @ ridge([_rows(d, slice(0, train_masks))],
-                                                  _case_alpha(d, train_masks))))
+        shipped = feats @ weights.vector()
+        surrogate, _bias = fit_surrogate(d.masks[:train_masks], d.targets[:train_masks], 0.01, 1)
+        gold = np.array([float(u in d.gold) for u in d.unit_ids])
+        row = {"shipped": _lds(test_m, test_t, shipped),
+               "per_case_fit": _lds(test_m, test_t, feats @ ridge(
+                   [_rows(d, slice(0, train_masks))], _case_alpha(d, train_masks))),
+               "gold_indicator": _lds(test_m, test_t, gold) if 0 < gold.sum() < len(gold)
+               else None,
+               "filler_agreement": _filler_agreement(d, surrogate, shipped)}
         for name in ("all", f"{d.kind}/{d.granularity}"):
-            by_group.setdefault(name, []).append(pair)
+            by_group.setdefault(name, []).append(row)
+    columns = ("shipped", "per_case_fit", "gold_indicator", "filler_agreement")
     return {"alphas": list(ALPHAS), "mean_lds": {
-        name: {"shipped": _mean([a for a, _ in rows]), "per_case_fit": _mean([b for _, b in rows]),
-               "cases": len(rows)} for name, rows in by_group.items()}}
+        name: {**{c: _mean([r[c] for r in rows]) for c in columns},
+               "cases": len(rows),
+               "cases_with_gold": sum(r["gold_indicator"] is not None for r in rows)}
+        for name, rows in by_group.items()}}
 
 
 def _spread_weighted(d: CaseOutcomes) -> CaseOutcomes:
@@ -230,6 +254,9 @@ _VARIANTS: dict[str, tuple[int, Callable[[CaseOutcomes], CaseOutcomes] | None, b
     "features + squares, 110": (110, _features(lambda f: np.hstack([f, f ** 2])), True),
     "head-normalised features, 110": (
         110, _features(lambda f: f / (f.sum(0, keepdims=True) + 1e-9)), True),
+    "a constant per-unit feature (a score for being kept), 110": (
+        110, _features(lambda f: np.hstack([f, np.ones((f.shape[0], 1))])), True),
+    "log features, 110": (110, _features(lambda f: np.log(f + 1e-3)), True),
 }
 
 
@@ -534,13 +561,19 @@ def markdown(data: dict[str, Any]) -> str:
                   f"{fmt(pc['learned'])} | {fmt(pc['ablation'])} |", ""]
     if "ceiling" in data:
         c = data["ceiling"]
-        lines += ["## Features or weights? (held-out cases, no model pass)", "",
-                  "LDS on each case's held-out masks of the shipped weights and of ridge "
-                  "weights fit on that case's own train masks (the penalty chosen by 4-fold "
-                  f"cross-validation over those masks from {c.get('alphas')}); run: "
-                  f"{c.get('run')}", "",
-                  "| group | cases | shipped weights | per-case fit |", "|---|---|---|---|"]
-        lines += [f"| {name} | {v['cases']} | {fmt(v['shipped'])} | {fmt(v['per_case_fit'])} |"
+        lines += ["## Where the gap to ablation lies (held-out cases, no model pass)", "",
+                  "LDS on each case's held-out masks of: the shipped weights; ridge weights fit "
+                  "on that case's own train masks (the penalty by 4-fold cross-validation over "
+                  f"those masks from {c.get('alphas')}; more heads than units, so it can fit "
+                  "any unit scores: a per-case surrogate); 1 on the gold units and 0 elsewhere "
+                  "(cases with gold). Last column: Spearman, over the units outside the gold, "
+                  "of the shipped weights' scores against the 64-mask ablation surrogate's. "
+                  f"Run: {c.get('run')}", "",
+                  "| group | cases | shipped weights | per-case fit | cases with gold | "
+                  "gold indicator | filler agreement |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {name} | {v['cases']} | {fmt(v['shipped'])} | {fmt(v['per_case_fit'])} | "
+                  f"{v.get('cases_with_gold', '')} | {fmt(v.get('gold_indicator'))} | "
+                  f"{fmt(v.get('filler_agreement'))} |"
                   for name, v in c["mean_lds"].items()]
         lines.append("")
     if "variants" in data:
