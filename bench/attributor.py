@@ -181,10 +181,9 @@ def _filler_agreement(d: CaseOutcomes, surrogate: np.ndarray, scores: np.ndarray
     """Spearman of two unit scorings over the units outside the gold (the small effects that
     order masks agreeing on the gold units); None with fewer than 4 such units."""
     fillers = [i for i, u in enumerate(d.unit_ids) if u not in d.gold]
-    if len(fillers) < 4:
+    if len(fillers) < 4 or np.ptp(surrogate[fillers]) == 0 or np.ptp(scores[fillers]) == 0:
         return None
-    value = spearmanr(surrogate[fillers], scores[fillers])[0]
-    return None if np.isnan(value) else float(value)
+    return float(spearmanr(surrogate[fillers], scores[fillers])[0])
 
 
 def features_ceiling(lm: CausalLM, q: dict[str, Any], cache: Path) -> dict[str, Any]:

@@ -1,11 +1,13 @@
-"""The learned-attributor benchmark's model-free pieces: the verify=K replay and the grouped
-verification-mask design (bench/attributor.py)."""
+"""The learned-attributor benchmark's model-free pieces: the verify=K replay, the grouped
+verification-mask design and the non-gold agreement of the ceiling step (bench/attributor.py)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from bench.attributor import _grouped_masks, _verify_subsets
+from bench.attributor import _filler_agreement, _grouped_masks, _verify_subsets
+from relyscope.audits.attributor_training import CaseOutcomes
 
 
 def test_verify_replay_is_exact_when_the_estimate_predicts_every_mask() -> None:
@@ -34,3 +36,25 @@ def test_grouped_masks_share_their_first_units_within_a_group() -> None:
     for group in (masks[:4], masks[4:]):
         assert (group[:, :cut] == group[0, :cut]).all()
     assert not (masks[:4, cut:] == masks[0, cut:]).all()  # the rest varies
+
+
+def _case(units: int, gold: list[str]) -> CaseOutcomes:
+    ids = [f"s{i}" for i in range(units)]
+    return CaseOutcomes("c", "single", "source", ids, gold, np.zeros((units, 2)),
+                        np.zeros((1, units), bool), np.zeros(1), 0, 0.0)
+
+
+def test_filler_agreement_ranks_only_the_units_outside_the_gold() -> None:
+    case = _case(6, ["s0"])
+    surrogate = np.array([40.0, 0.5, 0.4, 0.3, 0.2, 0.1])
+    # the gold unit's score is ignored: a learned estimate that misses it but orders the
+    # fillers as the surrogate does agrees fully, one that orders them backwards disagrees
+    assert _filler_agreement(case, surrogate, np.array([-9.0, 5, 4, 3, 2, 1])) \
+        == pytest.approx(1.0)
+    assert _filler_agreement(case, surrogate, np.array([40.0, 1, 2, 3, 4, 5])) \
+        == pytest.approx(-1.0)
+
+
+def test_filler_agreement_needs_four_units_outside_the_gold() -> None:
+    assert _filler_agreement(_case(4, ["s0"]), np.arange(4.0), np.arange(4.0)) is None
+    assert _filler_agreement(_case(5, []), np.ones(5), np.arange(5.0)) is None  # constant
