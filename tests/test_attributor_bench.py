@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from bench.attributor import _filler_agreement, _grouped_masks, _verify_subsets
+from bench.attributor_features import FEATURE_SETS, PassOutputs
 from relyscope.audits.attributor_training import CaseOutcomes
 
 
@@ -58,3 +59,14 @@ def test_filler_agreement_ranks_only_the_units_outside_the_gold() -> None:
 def test_filler_agreement_needs_four_units_outside_the_gold() -> None:
     assert _filler_agreement(_case(4, ["s0"]), np.arange(4.0), np.arange(4.0)) is None
     assert _filler_agreement(_case(5, []), np.ones(5), np.arange(5.0)) is None  # constant
+
+
+def test_answer_rows_weighted_by_their_token_probability() -> None:
+    rows = np.arange(2 * 3 * 4, dtype=np.float64).reshape(2, 3, 4)  # [answer rows, units, heads]
+    logprobs = np.log(np.array([0.25, 1.0]))
+    outputs = PassOutputs(rows, np.zeros((3, 4)), np.zeros((3, 4)), logprobs)
+    weighted = FEATURE_SETS["attention, rows weighted by probability"](outputs)
+    np.testing.assert_allclose(weighted, 0.25 * rows[0] + rows[1])
+    assert FEATURE_SETS["attention, rows weighted by 1 - probability"](outputs) \
+        == pytest.approx(0.75 * rows[0])
+    np.testing.assert_allclose(FEATURE_SETS["attention (shipped)"](outputs), rows.sum(0))
