@@ -42,7 +42,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -259,6 +260,28 @@ _VARIANTS: dict[str, tuple[int, Callable[[CaseOutcomes], CaseOutcomes] | None, b
 }
 
 
+def _linear_scores(d: CaseOutcomes, weights: np.ndarray,
+                   transform: Callable[[CaseOutcomes], CaseOutcomes] | None) -> np.ndarray:
+    return (transform(d) if transform else d).features.astype(np.float64) @ weights
+
+
+def held_out_quality(held: Sequence[CaseOutcomes], score: Callable[[CaseOutcomes], np.ndarray],
+                     test_from: int) -> tuple[dict[str, float | None], float | None]:
+    """Mean LDS on each held-out case's masks from `test_from` on, over all cases and per
+    kind/granularity, and precision@1 over the single planted cases; each case scored once."""
+    groups: dict[str, list[float | None]] = {}
+    hits = []
+    for d in held:
+        scores = score(d)
+        value = _lds(d.masks[test_from:], d.targets[test_from:], scores)
+        for group in ("all", f"{d.kind}/{d.granularity}"):
+            groups.setdefault(group, []).append(value)
+        if d.kind == "single":
+            hits.append(d.unit_ids[int(np.argmax(scores))] in d.gold)
+    return ({g: _mean(v) for g, v in groups.items()},
+            float(np.mean(hits)) if hits else None)
+
+
 def variants(lm: CausalLM, q: dict[str, Any], held_cache: Path, train_cache: Path,
              masks: int = 32) -> dict[str, Any]:
     """Training recipes other than the shipped one, scored on the quality step's held-out
@@ -282,19 +305,12 @@ def variants(lm: CausalLM, q: dict[str, Any], held_cache: Path, train_cache: Pat
         data = [transform(d) for d in data] if transform else data
         alpha, _cv = choose_alpha(data, 0)
         weights = ridge(data, alpha)
-        groups: dict[str, list[float | None]] = {}
-        hits = []
-        for d in held:
-            seen = transform(d) if transform and at_held_out else d
-            scores = seen.features.astype(np.float64) @ weights
-            value = _lds(d.masks[test_from:], d.targets[test_from:], scores)
-            for group in ("all", f"{d.kind}/{d.granularity}"):
-                groups.setdefault(group, []).append(value)
-            if d.kind == "single":
-                hits.append(d.unit_ids[int(np.argmax(scores))] in d.gold)
-        rows[name] = {"training_cases": len(data), "alpha": alpha,
-                      "mean_lds": {g: _mean(v) for g, v in groups.items()},
-                      "precision_at_1_single_planted": float(np.mean(hits)) if hits else None}
+
+        mean_lds, precision = held_out_quality(
+            held, partial(_linear_scores, weights=weights,
+                          transform=transform if at_held_out else None), test_from)
+        rows[name] = {"training_cases": len(data), "alpha": alpha, "mean_lds": mean_lds,
+                      "precision_at_1_single_planted": precision}
         print(name, rows[name]["mean_lds"]["all"], flush=True)
     return {"held_out_cases": len(held), "variants": rows}
 

@@ -40,9 +40,8 @@ import numpy as np
 import torch
 
 from bench import machine
-from bench.attributor import HELD_OUT_SEED
+from bench.attributor import HELD_OUT_SEED, RESULTS, _lds, _mean, held_out_quality
 from bench.report import fmt, write_json
-from relyscope.audits.ablation import spearman_lds
 from relyscope.audits.attributor_cases import TrainingCase, training_cases
 from relyscope.audits.attributor_features import row_features
 from relyscope.audits.attributor_training import (
@@ -58,8 +57,6 @@ from relyscope.config import AuditConfig
 from relyscope.models import CausalLM
 from relyscope.models.hooks import decoder_layers, forward_hooks
 from relyscope.models.packaged import relyscope_home
-
-RESULTS = Path(__file__).parent / "results"
 
 
 @dataclasses.dataclass
@@ -221,24 +218,11 @@ MODELS: dict[str, Callable[[Sequence[CaseOutcomes], int], tuple[Scorer, float | 
 }
 
 
-def _lds(d: CaseOutcomes, scores: np.ndarray, test_from: int) -> float | None:
-    return spearman_lds(d.masks[test_from:].astype(np.float64) @ scores, d.targets[test_from:])
-
-
-def _summary(scorer: Scorer, val: Sequence[CaseOutcomes], held: Sequence[CaseOutcomes],
+def _summary(score: Scorer, val: Sequence[CaseOutcomes], held: Sequence[CaseOutcomes],
              test_from: int) -> dict[str, Any]:
-    groups: dict[str, list[float]] = {}
-    for d in held:
-        value = _lds(d, scorer(d), test_from)
-        if value is not None:
-            for g in ("all", f"{d.kind}/{d.granularity}"):
-                groups.setdefault(g, []).append(value)
-    singles = [d for d in held if d.kind == "single"]
-    val_values = [v for v in (_lds(d, scorer(d), 0) for d in val) if v is not None]
-    return {"validation_lds": float(np.mean(val_values)),
-            "held_out_lds": {g: float(np.mean(v)) for g, v in groups.items()},
-            "precision_at_1_single_planted": float(np.mean(
-                [d.unit_ids[int(np.argmax(scorer(d)))] in d.gold for d in singles]))}
+    held_out_lds, precision = held_out_quality(held, score, test_from)
+    return {"validation_lds": _mean([_lds(d.masks, d.targets, score(d)) for d in val]),
+            "held_out_lds": held_out_lds, "precision_at_1_single_planted": precision}
 
 
 def run(lm: CausalLM, train_cases: int, train_cache: Path, held_cases: int, held_cache: Path,
