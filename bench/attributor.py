@@ -305,7 +305,6 @@ def variants(lm: CausalLM, q: dict[str, Any], held_cache: Path, train_cache: Pat
         data = [transform(d) for d in data] if transform else data
         alpha, _cv = choose_alpha(data, 0)
         weights = ridge(data, alpha)
-
         mean_lds, precision = held_out_quality(
             held, partial(_linear_scores, weights=weights,
                           transform=transform if at_held_out else None), test_from)
