@@ -20,6 +20,12 @@ Feature sets (per unit, one column per head unless said):
   dotted with the answer token's unembedding (mean-centred over the vocabulary, through the
   final norm's gain and the row's RMS)
 - attention and the direct logit contribution side by side
+- attention + rollout through other tokens: beside the shipped features, per head the
+  attention mass to each unit from the queries outside the answer rows, each weighted by how
+  much the answer rows read it through the layers above (attention rollout of the sink-free
+  head mean)
+- attention + rollout weight per layer: beside the shipped features, per layer the rollout
+  weight on each unit's own tokens
 Models on the shipped features: separate weights for sentence and source units; the ridge
 scores raised to a power (sign kept; 2); a two-layer network (32 hidden units) trained on the
 per-case Pearson correlation of predicted and actual mask outcomes.
@@ -63,12 +69,41 @@ from relyscope.models.packaged import relyscope_home
 class PassOutputs:
     """What one attention pass gives per case: per answer row, unit and head the attention
     mass [A, U, F], value-norm attention summed over rows [U, F], the signed direct logit
-    contribution [U, F], and the answer tokens' log-probs [A]."""
+    contribution [U, F], the answer tokens' log-probs [A], and the rollout features
+    [U, F] and [U, layers] (`_rollout_features`)."""
 
     rows: np.ndarray
     value_norm: np.ndarray
     direct_logit: np.ndarray
     logprobs: np.ndarray
+    rollout_indirect: np.ndarray
+    rollout_mass: np.ndarray
+
+
+def _rollout_features(maps: Sequence[torch.Tensor], rows: torch.Tensor,
+                      per_unit: Callable[[torch.Tensor], torch.Tensor]
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """What flows to a unit through other tokens. Each layer's queries are weighted by how
+    much the answer rows read them from the layers above (attention rollout, Abnar & Zuidema:
+    0.5 A + 0.5 I with A the head mean of the sink-free attention, so no weight is lost to the
+    sinks; propagated down from 1 on the answer rows). Per layer
+    and head, the sink-free attention mass of the weighted queries outside the answer rows to
+    each unit [U, layers * heads]; and per layer, the rollout weight on each unit's own
+    tokens [U, layers]."""
+    weight = torch.zeros(maps[0].shape[-1])
+    weight[rows] = 1.0
+    answer = weight > 0
+    indirect: list[torch.Tensor] = []
+    mass: list[torch.Tensor] = []
+    for layer in reversed(maps):  # [H, L, L], top layer first
+        sink_free = layer.float().clone()
+        sink_free[..., :SINK_TOKENS] = 0
+        sink_free = sink_free / sink_free.sum(-1, keepdim=True).clamp_min(1e-12)
+        queries = torch.where(answer, torch.zeros_like(weight), weight)
+        indirect.append(per_unit(torch.einsum("q,hqk->hk", queries, sink_free)).T)  # [U, H]
+        mass.append(per_unit(weight))  # [U]
+        weight = 0.5 * weight + 0.5 * (weight @ sink_free.mean(0))
+    return torch.cat(indirect[::-1], -1), torch.stack(mass[::-1], -1)
 
 
 def _llama_parts(model: torch.nn.Module) -> tuple[Any, torch.Tensor]:
@@ -133,11 +168,13 @@ def pass_outputs(lm: CausalLM, item: TrainingCase, seed: int) -> tuple[list[str]
             logit_heads.append(per_unit(contribution).sum(0))
         norm_cols.append(torch.stack(norm_heads, -1))
         logit_cols.append(torch.stack(logit_heads, -1))
+    indirect, mass = _rollout_features(maps, rows, per_unit)
     return list(ctx.unit_ids), PassOutputs(
         row_features(maps, full, ctx.unit_ids).astype(np.float64),
         torch.cat(norm_cols, -1).numpy().astype(np.float64),
         torch.cat(logit_cols, -1).numpy().astype(np.float64),
-        np.asarray(score.token_logprobs, dtype=np.float64))
+        np.asarray(score.token_logprobs, dtype=np.float64),
+        indirect.numpy().astype(np.float64), mass.numpy().astype(np.float64))
 
 
 def _rows_weighted(weight: Callable[[np.ndarray], np.ndarray]
@@ -155,6 +192,10 @@ FEATURE_SETS: dict[str, Callable[[PassOutputs], np.ndarray]] = {
     "direct logit contribution": lambda p: p.direct_logit,
     "attention + direct logit contribution": lambda p: np.hstack([p.rows.sum(0),
                                                                   p.direct_logit]),
+    "attention + rollout through other tokens": lambda p: np.hstack([p.rows.sum(0),
+                                                                     p.rollout_indirect]),
+    "attention + rollout weight per layer": lambda p: np.hstack([p.rows.sum(0),
+                                                                 p.rollout_mass]),
 }
 
 Scorer = Callable[[CaseOutcomes], np.ndarray]
