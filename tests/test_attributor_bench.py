@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from bench.attributor import _filler_agreement, _grouped_masks, _verify_subsets
-from bench.attributor_features import FEATURE_SETS, PassOutputs
+from bench.attributor_features import FEATURE_SETS, PassOutputs, _rollout_features
 from relyscope.audits.attributor_training import CaseOutcomes
 
 
@@ -64,9 +65,27 @@ def test_filler_agreement_needs_four_units_outside_the_gold() -> None:
 def test_answer_rows_weighted_by_their_token_probability() -> None:
     rows = np.arange(2 * 3 * 4, dtype=np.float64).reshape(2, 3, 4)  # [answer rows, units, heads]
     logprobs = np.log(np.array([0.25, 1.0]))
-    outputs = PassOutputs(rows, np.zeros((3, 4)), np.zeros((3, 4)), logprobs)
+    outputs = PassOutputs(rows, np.zeros((3, 4)), np.zeros((3, 4)), logprobs,
+                          np.zeros((3, 4)), np.zeros((3, 2)))
     weighted = FEATURE_SETS["attention, rows weighted by probability"](outputs)
     np.testing.assert_allclose(weighted, 0.25 * rows[0] + rows[1])
     assert FEATURE_SETS["attention, rows weighted by 1 - probability"](outputs) \
         == pytest.approx(0.75 * rows[0])
     np.testing.assert_allclose(FEATURE_SETS["attention (shipped)"](outputs), rows.sum(0))
+
+
+def test_rollout_reaches_a_unit_through_the_token_the_answer_read() -> None:
+    """Tokens: 0 sink, 1 the unit, 2 a go-between, 3 the answer row. The top layer's answer
+    row reads only token 2; in the layer below, token 2 reads only the unit. Rollout (0.5 A +
+    0.5 I) gives token 2 a weight of 0.5 below the top, so the unit gets 0.5 through it there
+    and nothing directly; no rollout weight sits on the unit's own token."""
+    def layer(reads: dict[int, int]) -> torch.Tensor:
+        attention = torch.eye(4)
+        for row, key in reads.items():
+            attention[row] = torch.nn.functional.one_hot(torch.tensor(key), 4).float()
+        return attention.unsqueeze(0)  # one head
+    maps = [layer({2: 1}), layer({3: 2})]
+    indirect, mass = _rollout_features(maps, torch.tensor([3]),
+                                       lambda m: m[..., 1:2].sum(-1, keepdim=True))
+    np.testing.assert_allclose(indirect.numpy(), [[0.5, 0.0]])  # [unit, layer 0 | layer 1]
+    np.testing.assert_allclose(mass.numpy(), [[0.0, 0.0]])
