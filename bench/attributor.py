@@ -70,6 +70,7 @@ from relyscope.audits.attributor_training import (
 )
 from relyscope.audits.attributor_weights import packaged_path, weights_for
 from relyscope.audits.base import ANSWER, AuditContext, Budget
+from relyscope.audits.estimate_refit import leave_one_out_lds, refit
 from relyscope.config import AuditConfig
 from relyscope.models import CausalLM, Variant
 from relyscope.models.packaged import relyscope_home
@@ -323,40 +324,10 @@ def variants(lm: CausalLM, q: dict[str, Any], held_cache: Path, train_cache: Pat
 CALIBRATE_PENALTIES = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 
 
-def _calibrated(masks: np.ndarray, targets: np.ndarray, prior: np.ndarray, penalty: float
-                ) -> np.ndarray:
-    """The learned estimate refit to K measured masks: the prior scaled by its least-squares
-    fit to the centred outcomes (not below 0), then ridge-corrected toward those outcomes
-    (the penalty pulls each unit back to the scaled prior: with few masks, the prior rules)."""
-    design = masks.astype(np.float64)
-    design = design - design.mean(0)
-    outcome = targets - targets.mean()
-    predicted = design @ prior
-    scale = max(0.0, float(predicted @ outcome / (predicted @ predicted))) \
-        if predicted @ predicted > 0 else 1.0
-    start = scale * prior
-    gram = design.T @ design + penalty * np.eye(len(prior))
-    return start + np.linalg.solve(gram, design.T @ (outcome - design @ start))
-
-
-def _leave_one_out_lds(masks: np.ndarray, targets: np.ndarray, prior: np.ndarray,
-                       penalty: float) -> float | None:
-    """What a report could say of the calibrated estimate from its own K masks alone: each
-    mask's outcome predicted by the estimate refit without it (Spearman over the K)."""
-    predictions = []
-    for i in range(len(masks)):
-        rest = np.arange(len(masks)) != i
-        scores = _calibrated(masks[rest], targets[rest], prior, penalty)
-        centred = masks[i].astype(np.float64) - masks[rest].astype(np.float64).mean(0)
-        predictions.append(float(centred @ scores))
-    if np.ptp(predictions) == 0 or np.ptp(targets) == 0:
-        return None
-    return float(spearmanr(predictions, targets)[0])
-
-
 def calibrate(lm: CausalLM, q: dict[str, Any], held_cache: Path, train_cache: Path,
               selection_cases: int = 110, masks: int = 32) -> dict[str, Any]:
-    """The learned estimate refit to the fast path's own K verification masks (`_calibrated`;
+    """The learned estimate refit to the fast path's own K verification masks (the `learned`
+    method's refit, relyscope.audits.estimate_refit;
     cached outcomes, no model pass): the first K of each held-out case's train masks stand in
     for the report's K, its test masks score it. The penalty is chosen on the training
     generator's cases that the shipped weights were not fit on (`selection_cases` of them, less
@@ -383,18 +354,18 @@ def calibrate(lm: CausalLM, q: dict[str, Any], held_cache: Path, train_cache: Pa
                                                   "precision_at_1_single_planted": learned_p1}}
     for k in VERIFY_KS:
         by_penalty = {p: _mean([_lds(d.masks[masks - 16:], d.targets[masks - 16:],
-                                     _calibrated(d.masks[:k], d.targets[:k], prior(d), p))
+                                     refit(d.masks[:k], d.targets[:k], prior(d), p))
                                 for d in select]) or -1.0
                       for p in CALIBRATE_PENALTIES}
         penalty = max(CALIBRATE_PENALTIES, key=lambda p: by_penalty[p])
         mean_lds, precision = held_out_quality(
-            held, lambda d, k=k, p=penalty: _calibrated(d.masks[:k], d.targets[:k], prior(d), p),
+            held, lambda d, k=k, p=penalty: refit(d.masks[:k], d.targets[:k], prior(d), p),
             test_from)
         errors: list[float | None] = []
         for d in held:
-            calibrated = _calibrated(d.masks[:k], d.targets[:k], prior(d), penalty)
+            calibrated = refit(d.masks[:k], d.targets[:k], prior(d), penalty)
             on_test = _lds(d.masks[test_from:], d.targets[test_from:], calibrated)
-            reported = _leave_one_out_lds(d.masks[:k], d.targets[:k], prior(d), penalty)
+            reported = leave_one_out_lds(d.masks[:k], d.targets[:k], prior(d), penalty)
             if on_test is not None and reported is not None:
                 errors.append(abs(reported - on_test))
         rows[f"learned, refit to its {k} verification masks"] = {

@@ -44,6 +44,13 @@ def test_fast_path_ranks_the_planted_source_first(real_lm: CausalLM) -> None:
     assert report.cost["per_method"]["attention"]["forward_passes"] == 1
     check = extras["verification"]
     assert check["masks"] == 8 and isinstance(check["lds"], float)
+    # refit to its 8 masks: the zero-pass estimate is kept beside the refit scores, and the
+    # check's LDS is the leave-one-out one (the refit saw every mask)
+    assert check["refit"] == {"masks": 8, "penalty": 3.0, "lds": "leave-one-out over the masks"}
+    assert isinstance(check["lds_before_refit"], float)
+    before = extras["estimate_before_refit"]
+    assert max(before, key=lambda uid: before[uid]) == PLANTED
+    assert before != scores
     assert check["top1"] == PLANTED and check["top1_survives"] is True
     assert check["top1_measured_drop"] > 1.0
     assert check["reliable"] and UNRELIABLE not in report.verdicts
@@ -70,3 +77,12 @@ def test_an_estimate_failing_its_own_check_says_so(real_lm: CausalLM) -> None:
     assert not check["reliable"] and check["top1_survives"] is False
     assert UNRELIABLE in report.verdicts
     assert any("learned estimate failed its own check" in w for w in report.warnings)
+
+
+def test_too_few_masks_leave_the_estimate_as_it_was(real_lm: CausalLM) -> None:
+    config = AuditConfig.from_dict({"preset": "fast", "method_settings": {
+        "learned": {"verify": 4}}})
+    report = run_audit(planted_case(), real_lm, config)
+    extras = report.methods["learned"]
+    assert extras["verification"]["refit"] is None and "estimate_before_refit" not in extras
+    assert extras["verification"]["lds"] == extras["verification"]["lds_before_refit"]
