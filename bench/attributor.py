@@ -362,16 +362,22 @@ def calibrate(lm: CausalLM, q: dict[str, Any], held_cache: Path, train_cache: Pa
             held, lambda d, k=k, p=penalty: refit(d.masks[:k], d.targets[:k], prior(d), p),
             test_from)
         errors: list[float | None] = []
+        reports: list[float | None] = []
         for d in held:
             calibrated = refit(d.masks[:k], d.targets[:k], prior(d), penalty)
             on_test = _lds(d.masks[test_from:], d.targets[test_from:], calibrated)
             reported = leave_one_out_lds(d.masks[:k], d.targets[:k], prior(d), penalty)
+            reports.append(reported)
             if on_test is not None and reported is not None:
                 errors.append(abs(reported - on_test))
+        given = [r for r in reports if r is not None]
         rows[f"learned, refit to its {k} verification masks"] = {
             "penalty": penalty, "selection_lds_by_penalty": by_penalty, "mean_lds": mean_lds,
             "precision_at_1_single_planted": precision,
-            "leave_one_out_abs_error": _mean(errors)}
+            "leave_one_out_abs_error": _mean(errors),
+            "leave_one_out_mean": _mean(reports),
+            "leave_one_out_below_min_lds": float(np.mean(np.array(given) < 0.2)) if given
+            else None}
         lasso_lds, lasso_p1 = held_out_quality(
             held, lambda d, k=k: fit_surrogate(d.masks[:k], d.targets[:k], 0.01, 1)[0],
             test_from)
@@ -739,16 +745,21 @@ def _calibrate_markdown(c: dict[str, Any]) -> list[str]:
              "ridge-corrected toward them, the penalty chosen on "
              f"{c['selection_cases']} training-generator cases the shipped weights were not "
              "fit on. This is no longer zero passes beyond attention: it costs the K masks "
-             "the fast path runs anyway. Last column: mean |leave-one-out LDS over the K "
-             f"masks - held-out LDS|, what a report could say of it. Run: {c.get('run')}", "",
+             "the fast path runs anyway. Last columns: what a report could say of it, the "
+             "leave-one-out LDS over its K masks: its mean, its mean distance from the "
+             "held-out LDS, and the share below the default min_lds 0.2 (an "
+             f"`estimate-unreliable`). Run: {c.get('run')}", "",
              "| estimate | penalty | precision@1 single | "
-             + " | ".join(f"LDS {g}" for g in groups) + " | leave-one-out error |",
-             "|---|---|---|" + "---|" * len(groups) + "---|"]
+             + " | ".join(f"LDS {g}" for g in groups)
+             + " | leave-one-out LDS | its error | below 0.2 |",
+             "|---|---|---|" + "---|" * len(groups) + "---|---|---|"]
     for name, r in c["rows"].items():
         lines.append(f"| {name} | {fmt(r['penalty'])} | "
                      f"{fmt(r['precision_at_1_single_planted'])} | "
                      + " | ".join(fmt(r["mean_lds"].get(g)) for g in groups)
-                     + f" | {fmt(r.get('leave_one_out_abs_error'))} |")
+                     + f" | {fmt(r.get('leave_one_out_mean'))} | "
+                     f"{fmt(r.get('leave_one_out_abs_error'))} | "
+                     f"{fmt(r.get('leave_one_out_below_min_lds'))} |")
     return [*lines, ""]
 
 
