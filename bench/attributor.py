@@ -371,7 +371,13 @@ def calibrate(lm: CausalLM, q: dict[str, Any], held_cache: Path, train_cache: Pa
             if on_test is not None and reported is not None:
                 errors.append(abs(reported - on_test))
         given = [r for r in reports if r is not None]
+        # the same refit from each disjoint block of k train masks: how much the draw moves it
+        blocks = [held_out_quality(
+            held, lambda d, k=k, p=penalty, b=b: refit(d.masks[b * k:(b + 1) * k],
+                                                       d.targets[b * k:(b + 1) * k], prior(d), p),
+            test_from)[0]["all"] for b in range(test_from // k)]
         rows[f"learned, refit to its {k} verification masks"] = {
+            "masks": k, "lds_all_by_mask_block": blocks,
             "penalty": penalty, "selection_lds_by_penalty": by_penalty, "mean_lds": mean_lds,
             "precision_at_1_single_planted": precision,
             "leave_one_out_abs_error": _mean(errors),
@@ -749,6 +755,13 @@ def _calibrate_markdown(c: dict[str, Any]) -> list[str]:
              "leave-one-out LDS over its K masks: its mean, its mean distance from the "
              "held-out LDS, and the share below the default min_lds 0.2 (an "
              f"`estimate-unreliable`). Run: {c.get('run')}", "",
+             "Refit from each disjoint block of K train masks instead (LDS all): "
+             + "; ".join(f"K={r['masks']}: mean {fmt(_mean(r['lds_all_by_mask_block']))}, "
+                         f"min {fmt(min(r['lds_all_by_mask_block']))}, max "
+                         f"{fmt(max(r['lds_all_by_mask_block']))} over "
+                         f"{len(r['lds_all_by_mask_block'])} blocks"
+                         for r in c["rows"].values() if r.get("lds_all_by_mask_block")),
+             "",
              "| estimate | penalty | precision@1 single | "
              + " | ".join(f"LDS {g}" for g in groups)
              + " | leave-one-out LDS | its error | below 0.2 |",
