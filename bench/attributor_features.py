@@ -58,7 +58,7 @@ from relyscope.audits.attributor_training import (
     split,
 )
 from relyscope.audits.base import AuditContext, Budget
-from relyscope.audits.provenance import SINK_TOKENS
+from relyscope.audits.provenance import SINK_TOKENS, without_sinks
 from relyscope.config import AuditConfig
 from relyscope.models import CausalLM
 from relyscope.models.hooks import decoder_layers, forward_hooks
@@ -86,19 +86,17 @@ def _rollout_features(maps: Sequence[torch.Tensor], rows: torch.Tensor,
     """What flows to a unit through other tokens. Each layer's queries are weighted by how
     much the answer rows read them from the layers above (attention rollout, Abnar & Zuidema:
     0.5 A + 0.5 I with A the head mean of the sink-free attention, so no weight is lost to the
-    sinks; propagated down from 1 on the answer rows). Per layer
-    and head, the sink-free attention mass of the weighted queries outside the answer rows to
-    each unit [U, layers * heads]; and per layer, the rollout weight on each unit's own
-    tokens [U, layers]."""
+    sinks; propagated down from 1 on the answer rows). Per layer and head, the sink-free
+    attention mass of the weighted queries outside the answer rows to each unit
+    [U, layers * heads]; and per layer, the rollout weight on each unit's own tokens
+    [U, layers]."""
     weight = torch.zeros(maps[0].shape[-1])
     weight[rows] = 1.0
     answer = weight > 0
     indirect: list[torch.Tensor] = []
     mass: list[torch.Tensor] = []
     for layer in reversed(maps):  # [H, L, L], top layer first
-        sink_free = layer.float().clone()
-        sink_free[..., :SINK_TOKENS] = 0
-        sink_free = sink_free / sink_free.sum(-1, keepdim=True).clamp_min(1e-12)
+        sink_free = without_sinks(layer.float())
         queries = torch.where(answer, torch.zeros_like(weight), weight)
         indirect.append(per_unit(torch.einsum("q,hqk->hk", queries, sink_free)).T)  # [U, H]
         mass.append(per_unit(weight))  # [U]
@@ -159,9 +157,7 @@ def pass_outputs(lm: CausalLM, item: TrainingCase, seed: int) -> tuple[list[str]
         for h in range(heads):
             outputs = v[:, h // (heads // kv_heads)] @ out_weight[:, h * head_dim:(h + 1)
                                                                  * head_dim].T  # [L, hidden]
-            scaled = picked[h] * outputs.norm(dim=-1)
-            scaled[:, :SINK_TOKENS] = 0
-            scaled = scaled / scaled.sum(-1, keepdim=True).clamp_min(1e-12)
+            scaled = without_sinks(picked[h] * outputs.norm(dim=-1))
             norm_heads.append(per_unit(scaled).sum(0))
             contribution = picked[h] * (readout @ outputs.T)
             contribution[:, :SINK_TOKENS] = 0

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from relyscope.audits.provenance import SINK_TOKENS
+from relyscope.audits.provenance import without_sinks
 from relyscope.models import Rendered
 
 
@@ -28,9 +28,7 @@ def row_features(attentions: Sequence[torch.Tensor], rendered: Rendered,
     spans = [rendered.unit_token_spans.get(uid, (0, 0)) for uid in unit_ids]
     per_layer = []
     for layer in attentions:  # [H, L, L]
-        picked = layer[:, rows.to(layer.device), :].float()  # [H, A, L]
-        picked[..., :SINK_TOKENS] = 0
-        picked = picked / picked.sum(-1, keepdim=True).clamp_min(1e-12)
+        picked = without_sinks(layer[:, rows.to(layer.device), :].float())  # [H, A, L]
         masses = torch.stack([picked[:, :, a:b].sum(-1) for a, b in spans], dim=-1)  # [H, A, U]
         per_layer.append(masses.permute(1, 2, 0))  # [A, U, H]
     return torch.cat(per_layer, dim=-1).cpu().numpy().astype(np.float32)

@@ -10,9 +10,9 @@ warning and the audit verdict `estimate-unreliable`.
 
 With at least `refit_from` verification masks scored (8, the fast path's default), the
 estimate is refit to their outcomes (estimate_refit): on held-out cases that lifts its LDS
-from 0.83 to 0.84 on average at no extra pass (bench.attributor --steps calibrate). The report then
-gives the refit scores, the zero-pass estimate beside them (`estimate_before_refit`), and as
-the check's LDS a leave-one-out LDS over the masks, since the refit has seen them all.
+from 0.83 to 0.84 on average at no extra pass (bench.attributor --steps calibrate). The report
+then gives the refit scores, the zero-pass estimate beside them (`estimate_before_refit`), and
+as the check's LDS a leave-one-out LDS over the masks, since the refit has seen them all.
 """
 
 from __future__ import annotations

@@ -32,8 +32,8 @@ class AttentionProvenance(AuditMethod):
         start, end = rendered.target_token_span
         per_layer = torch.stack([layer.float().mean(0) for layer in attentions])  # [Ly, L, L]
         rows = torch.arange(start - 1, end - 1, device=per_layer.device)
-        answer_rows = _without_sinks(per_layer[:, rows, :])  # [Ly, A, L]
-        rollout_rows = _without_sinks(_rollout_rows(per_layer, rows).unsqueeze(0))[0]
+        answer_rows = without_sinks(per_layer[:, rows, :])  # [Ly, A, L]
+        rollout_rows = without_sinks(_rollout_rows(per_layer, rows).unsqueeze(0))[0]
         spans = {uid: rendered.unit_token_spans.get(uid, (0, 0)) for uid in ctx.unit_ids}
         layer_mass = {uid: answer_rows[:, :, a:b].sum(-1).mean(-1)
                       for uid, (a, b) in spans.items()}
@@ -79,7 +79,7 @@ def layer_mass_rows(answer_rows: torch.Tensor, span: tuple[int, int]) -> torch.T
     return answer_rows[:, :, a:b].sum(-1).mean(0)
 
 
-def _without_sinks(rows: torch.Tensor) -> torch.Tensor:
+def without_sinks(rows: torch.Tensor) -> torch.Tensor:
     """Zero the first SINK_TOKENS key columns and renormalise each row to sum to one."""
     rows = rows.clone()
     rows[..., :SINK_TOKENS] = 0
