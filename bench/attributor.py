@@ -358,24 +358,24 @@ def calibrate(lm: CausalLM, q: dict[str, Any], held_cache: Path, train_cache: Pa
                                 for d in select]) or -1.0
                       for p in CALIBRATE_PENALTIES}
         penalty = max(CALIBRATE_PENALTIES, key=lambda p: by_penalty[p])
-        mean_lds, precision = held_out_quality(
-            held, lambda d, k=k, p=penalty: refit(d.masks[:k], d.targets[:k], prior(d), p),
-            test_from)
+        # the refit from each disjoint block of k train masks (how much the draw moves it);
+        # the first block is the one a report's row below stands for
+        by_block = [{d.case_id: refit(d.masks[b * k:(b + 1) * k], d.targets[b * k:(b + 1) * k],
+                                      prior(d), penalty) for d in held}
+                    for b in range(test_from // k)]
+        block_quality = [held_out_quality(held, lambda d, f=fitted: f[d.case_id], test_from)
+                         for fitted in by_block]
+        mean_lds, precision = block_quality[0]
         errors: list[float | None] = []
         reports: list[float | None] = []
         for d in held:
-            calibrated = refit(d.masks[:k], d.targets[:k], prior(d), penalty)
-            on_test = _lds(d.masks[test_from:], d.targets[test_from:], calibrated)
+            on_test = _lds(d.masks[test_from:], d.targets[test_from:], by_block[0][d.case_id])
             reported = leave_one_out_lds(d.masks[:k], d.targets[:k], prior(d), penalty)
             reports.append(reported)
             if on_test is not None and reported is not None:
                 errors.append(abs(reported - on_test))
         given = [r for r in reports if r is not None]
-        # the same refit from each disjoint block of k train masks: how much the draw moves it
-        blocks = [held_out_quality(
-            held, lambda d, k=k, p=penalty, b=b: refit(d.masks[b * k:(b + 1) * k],
-                                                       d.targets[b * k:(b + 1) * k], prior(d), p),
-            test_from)[0]["all"] for b in range(test_from // k)]
+        blocks = [lds["all"] for lds, _precision in block_quality]
         rows[f"learned, refit to its {k} verification masks"] = {
             "masks": k, "lds_all_by_mask_block": blocks,
             "penalty": penalty, "selection_lds_by_penalty": by_penalty, "mean_lds": mean_lds,
