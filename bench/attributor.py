@@ -23,11 +23,12 @@ Steps (python -m bench.attributor [--steps quality,calibrate,speed,...]):
 - calibrate: the learned estimate refit to a report's own K verification masks (scaled,
   then ridge-corrected; penalty chosen on training-generator cases the shipped weights were
   not fit on) on the quality step's cases (cached outcomes): held-out LDS beside the plain
-  estimate and the ablation surrogate on the same K masks, and how close a leave-one-out LDS
-  over the K masks comes to it.
+  estimate and the ablation surrogate on the same K masks (K = 4, 8, 12, 16), a per-case penalty
+  by leave-one-out error, and how close a leave-one-out LDS over the K masks comes to it.
 - speed: a 24-unit planted case, side by side in one process, an empty score cache per audit:
-  the fast preset at 8 (twice), 4 and 0 verification masks vs attention + the 64-mask
-  ablation audit, and one forward pass of the same case; seconds, passes and scored tokens.
+  the fast preset at 12 (the default, twice), 4, 0, 8 and 16 verification masks vs
+  attention + the 64-mask ablation audit and the full default audit, and one forward pass of
+  the same case; seconds, passes and scored tokens.
 - profile: where one fast audit's seconds go (cProfile).
 - designs: token-trie tokens of verification mask designs on the speed case (no model pass).
 - retrain: the shipped weights' recorded `relyscope train-attributor` command run as is with a
@@ -70,7 +71,8 @@ from relyscope.audits.attributor_training import (
 )
 from relyscope.audits.attributor_weights import packaged_path, weights_for
 from relyscope.audits.base import ANSWER, AuditContext, Budget
-from relyscope.audits.estimate_refit import leave_one_out_lds, refit
+from relyscope.audits.estimate_refit import leave_one_out_lds, leave_one_out_predictions, refit
+from relyscope.audits.learned import LearnedSettings
 from relyscope.config import AuditConfig
 from relyscope.models import CausalLM, Variant
 from relyscope.models.packaged import relyscope_home
@@ -322,6 +324,28 @@ def variants(lm: CausalLM, q: dict[str, Any], held_cache: Path, train_cache: Pat
 
 
 CALIBRATE_PENALTIES = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+CALIBRATE_KS = (4, 8, 12, 16)  # at most 16: the selection cases keep their last 16 of 32
+
+
+def _by_block(held: Sequence[CaseOutcomes], k: int, test_from: int,
+              prior: Callable[[CaseOutcomes], np.ndarray],
+              fit: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+              ) -> list[tuple[dict[str, float | None], float | None]]:
+    """held_out_quality of the estimate `fit` to each disjoint block of k train masks."""
+    return [held_out_quality(held, lambda d, b=b: fit(d.masks[b * k:(b + 1) * k],
+                                                      d.targets[b * k:(b + 1) * k], prior(d)),
+                             test_from)
+            for b in range(test_from // k)]
+
+
+def _loo_penalty_refit(masks: np.ndarray, outcomes: np.ndarray, estimate: np.ndarray
+                       ) -> np.ndarray:
+    """The refit with each case's own penalty from CALIBRATE_PENALTIES: the one whose
+    leave-one-out predictions of the K outcomes have the least squared error."""
+    def error(penalty: float) -> float:
+        predicted = leave_one_out_predictions(masks, outcomes, estimate, penalty)
+        return float(np.mean((predicted - outcomes) ** 2))
+    return refit(masks, outcomes, estimate, min(CALIBRATE_PENALTIES, key=error))
 
 
 def calibrate(lm: CausalLM, q: dict[str, Any], held_cache: Path, train_cache: Path,
@@ -349,10 +373,11 @@ def calibrate(lm: CausalLM, q: dict[str, Any], held_cache: Path, train_cache: Pa
     def prior(d: CaseOutcomes) -> np.ndarray:
         return d.features.astype(np.float64) @ weights
 
+    default_penalty = LearnedSettings().refit_penalty
     learned_lds, learned_p1 = held_out_quality(held, prior, test_from)
     rows: dict[str, Any] = {"learned (0 masks)": {"penalty": None, "mean_lds": learned_lds,
                                                   "precision_at_1_single_planted": learned_p1}}
-    for k in VERIFY_KS:
+    for k in CALIBRATE_KS:
         by_penalty = {p: _mean([_lds(d.masks[masks - 16:], d.targets[masks - 16:],
                                      refit(d.masks[:k], d.targets[:k], prior(d), p))
                                 for d in select]) or -1.0
@@ -360,30 +385,42 @@ def calibrate(lm: CausalLM, q: dict[str, Any], held_cache: Path, train_cache: Pa
         penalty = max(CALIBRATE_PENALTIES, key=lambda p: by_penalty[p])
         # the refit from each disjoint block of k train masks (how much the draw moves it);
         # the first block is the one a report's row below stands for
-        by_block = [{d.case_id: refit(d.masks[b * k:(b + 1) * k], d.targets[b * k:(b + 1) * k],
-                                      prior(d), penalty) for d in held}
-                    for b in range(test_from // k)]
-        block_quality = [held_out_quality(held, lambda d, f=fitted: f[d.case_id], test_from)
-                         for fitted in by_block]
+        block_quality = _by_block(held, k, test_from, prior, partial(refit, penalty=penalty))
         mean_lds, precision = block_quality[0]
+        # what a report gets: the method's default penalty, whatever the selection chose
+        at_default = (block_quality if penalty == default_penalty else
+                      _by_block(held, k, test_from, prior,
+                                partial(refit, penalty=default_penalty)))
+        per_case = _by_block(held, k, test_from, prior, _loo_penalty_refit)
+        per_case_selection = _mean([_lds(d.masks[masks - 16:], d.targets[masks - 16:],
+                                         _loo_penalty_refit(d.masks[:k], d.targets[:k], prior(d)))
+                                    for d in select])
         errors: list[float | None] = []
         reports: list[float | None] = []
         for d in held:
-            on_test = _lds(d.masks[test_from:], d.targets[test_from:], by_block[0][d.case_id])
-            reported = leave_one_out_lds(d.masks[:k], d.targets[:k], prior(d), penalty)
+            on_test = _lds(d.masks[test_from:], d.targets[test_from:],
+                           refit(d.masks[:k], d.targets[:k], prior(d), default_penalty))
+            reported = leave_one_out_lds(d.masks[:k], d.targets[:k], prior(d), default_penalty)
             reports.append(reported)
             if on_test is not None and reported is not None:
                 errors.append(abs(reported - on_test))
         given = [r for r in reports if r is not None]
         blocks = [lds["all"] for lds, _precision in block_quality]
-        rows[f"learned, refit to its {k} verification masks"] = {
+        rows[_fixed_row(k)] = {
             "masks": k, "lds_all_by_mask_block": blocks,
             "penalty": penalty, "selection_lds_by_penalty": by_penalty, "mean_lds": mean_lds,
             "precision_at_1_single_planted": precision,
             "leave_one_out_abs_error": _mean(errors),
             "leave_one_out_mean": _mean(reports),
             "leave_one_out_below_min_lds": float(np.mean(np.array(given) < 0.2)) if given
-            else None}
+            else None,
+            "default_penalty": default_penalty,
+            "lds_all_by_mask_block_at_default_penalty": [lds["all"] for lds, _p in at_default]}
+        rows[f"learned, refit to its {k} masks, penalty per case by leave-one-out error"] = {
+            "penalty": None, "masks": k, "mean_lds": per_case[0][0],
+            "precision_at_1_single_planted": per_case[0][1],
+            "lds_all_by_mask_block": [lds["all"] for lds, _p in per_case],
+            "selection_lds": per_case_selection}
         lasso_lds, lasso_p1 = held_out_quality(
             held, lambda d, k=k: fit_surrogate(d.masks[:k], d.targets[:k], 0.01, 1)[0],
             test_from)
@@ -430,7 +467,7 @@ def _fresh_scores(lm: CausalLM) -> None:
 
 def speed(lm: CausalLM, units: int = 24, ablations: int = 64) -> dict[str, Any]:
     """Side by side in one process, each audit with an empty score cache: the fast preset at
-    8 (the default), 4 and 0 verification masks, the 64-mask ablation audit, and the fast
+    12 (the default), 4, 0, 8 and 16 verification masks, the 64-mask ablation audit, and the fast
     preset once more after it (the load on a shared machine drifts: the ratio uses the mean
     of the two default fast runs). `scored_tokens` is the token-trie tokens the batched scorer
     ran (the attention pass is not in it): a cost that does not move with the load."""
@@ -446,17 +483,18 @@ def speed(lm: CausalLM, units: int = 24, ablations: int = 64) -> dict[str, Any]:
     lm.score([rendered])
     timings["one_scoring_pass_s"] = time.perf_counter() - started
 
-    def fast(verify: int) -> AuditConfig:
-        return AuditConfig.from_dict({"preset": "fast",
-                                      "method_settings": {"learned": {"verify": verify}}})
+    def fast(verify: int | None = None) -> AuditConfig:  # None: the method's default
+        settings = {} if verify is None else {"learned": {"verify": verify}}
+        return AuditConfig.from_dict({"preset": "fast", "method_settings": settings})
 
-    runs = [("fast", fast(8)), ("fast_verify_4", fast(4)), ("fast_verify_0", fast(0)),
+    runs = [("fast", fast()), ("fast_verify_4", fast(4)), ("fast_verify_0", fast(0)),
+            ("fast_verify_8", fast(8)), ("fast_verify_16", fast(16)),
             (f"ablation_{ablations}", AuditConfig.from_dict({
                 "methods": ["attention", "ablation"], "seed": 7,
                 "method_settings": {"ablation": {"ablations": ablations}}})),
             ("full_default", AuditConfig.from_dict({
                 "seed": 7, "method_settings": {"ablation": {"ablations": ablations}}})),
-            ("fast_again", fast(8))]
+            ("fast_again", fast())]
     for name, config in runs:
         _fresh_scores(lm)
         started = time.perf_counter()
@@ -477,7 +515,12 @@ def speed(lm: CausalLM, units: int = 24, ablations: int = 64) -> dict[str, Any]:
             "timings": timings, "speedup_fast": base["seconds"] / fast_s,
             "speedup_fast_verify_4": base["seconds"] / timings["fast_verify_4"]["seconds"],
             "speedup_fast_verify_0": base["seconds"] / timings["fast_verify_0"]["seconds"],
+            **{f"speedup_fast_verify_{k}": base["seconds"] / timings[f"fast_verify_{k}"]["seconds"]
+               for k in (8, 16)},
             "speedup_fast_vs_full_default": timings["full_default"]["seconds"] / fast_s,
+            **{f"speedup_fast_verify_{k}_vs_full_default":
+               timings["full_default"]["seconds"] / timings[f"fast_verify_{k}"]["seconds"]
+               for k in (8, 16)},
             "full_default_methods": list(AuditConfig().methods),
             "token_ratio_fast": base["scored_tokens"] / timings["fast"]["scored_tokens"]}
 
@@ -708,12 +751,16 @@ def markdown(data: dict[str, Any]) -> str:
                       f"{fmt(sp['speedup_fast'], 1)}x (mean of the two default fast runs; "
                       f"4 verification masks: {fmt(sp.get('speedup_fast_verify_4'), 1)}x; "
                       f"0 masks, the top-1 removal only: "
-                      f"{fmt(sp.get('speedup_fast_verify_0'), 1)}x); scored tokens "
+                      f"{fmt(sp.get('speedup_fast_verify_0'), 1)}x; 8 / 16 masks: "
+                      f"{fmt(sp.get('speedup_fast_verify_8'), 1)}x / "
+                      f"{fmt(sp.get('speedup_fast_verify_16'), 1)}x); scored tokens "
                       f"{fmt(sp.get('token_ratio_fast'), 1)}x fewer; gold {sp['gold']}", ""]
         if "speedup_fast_vs_full_default" in sp:
             lines += [f"fast path speed-up over the full default audit (methods "
                       f"{', '.join(sp['full_default_methods'])}, its ablation at 64 masks): "
-                      f"{fmt(sp['speedup_fast_vs_full_default'], 1)}x", ""]
+                      f"{fmt(sp['speedup_fast_vs_full_default'], 1)}x (8 / 16 verification "
+                      f"masks: {fmt(sp.get('speedup_fast_verify_8_vs_full_default'), 1)}x / "
+                      f"{fmt(sp.get('speedup_fast_verify_16_vs_full_default'), 1)}x)", ""]
     if "profile" in data:
         pr = data["profile"]
         lines += [f"## Profile of one fast audit (verify {pr['verify']}, {fmt(pr['seconds'])} s)",
@@ -741,6 +788,16 @@ def markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _spread(values: list[float]) -> str:
+    return (f"mean {fmt(_mean(list(values)), 3)}, min {fmt(min(values), 3)}, "
+            f"max {fmt(max(values), 3)} "
+            f"over {len(values)} blocks")
+
+
+def _fixed_row(k: int) -> str:
+    return f"learned, refit to its {k} verification masks"
+
+
 def _calibrate_markdown(c: dict[str, Any]) -> list[str]:
     groups = sorted({g for r in c["rows"].values() for g in r["mean_lds"]},
                     key=lambda g: (g != "all", g))
@@ -751,16 +808,22 @@ def _calibrate_markdown(c: dict[str, Any]) -> list[str]:
              "ridge-corrected toward them, the penalty chosen on "
              f"{c['selection_cases']} training-generator cases the shipped weights were not "
              "fit on. This is no longer zero passes beyond attention: it costs the K masks "
-             "the fast path runs anyway. Last columns: what a report could say of it, the "
-             "leave-one-out LDS over its K masks: its mean, its mean distance from the "
-             "held-out LDS, and the share below the default min_lds 0.2 (an "
-             f"`estimate-unreliable`). Run: {c.get('run')}", "",
-             "Refit from each disjoint block of K train masks instead (LDS all): "
-             + "; ".join(f"K={r['masks']}: mean {fmt(_mean(r['lds_all_by_mask_block']))}, "
-                         f"min {fmt(min(r['lds_all_by_mask_block']))}, max "
-                         f"{fmt(max(r['lds_all_by_mask_block']))} over "
-                         f"{len(r['lds_all_by_mask_block'])} blocks"
-                         for r in c["rows"].values() if r.get("lds_all_by_mask_block")),
+             "the fast path runs anyway. Last columns: what a report (the method's default "
+             "penalty) could say of it, the leave-one-out LDS over its K masks: its mean, "
+             "its mean distance from the held-out LDS, and the share below the default "
+             f"min_lds 0.2 (an `estimate-unreliable`). Run: {c.get('run')}", "",
+             "Refit from each disjoint block of K train masks instead (LDS all; the "
+             "row's penalty, then the method's default, what a report gets; for the per-case "
+             "penalty, its mean LDS on the selection cases, where the fixed penalties were "
+             "chosen):", "",
+             *(f"- {name}: {_spread(r['lds_all_by_mask_block'])}"
+               + (f"; at the default penalty {fmt(r['default_penalty'])}: "
+                  f"{_spread(r['lds_all_by_mask_block_at_default_penalty'])}"
+                  if "default_penalty" in r else "")
+               + (f"; selection cases {fmt(r['selection_lds'])} (the fixed penalty's: "
+                  f"{fmt(max(c['rows'][_fixed_row(r['masks'])]['selection_lds_by_penalty'].values()))})"
+                  if "selection_lds" in r else "")
+               for name, r in c["rows"].items() if r.get("lds_all_by_mask_block")),
              "",
              "| estimate | penalty | precision@1 single | "
              + " | ".join(f"LDS {g}" for g in groups)

@@ -43,10 +43,11 @@ def test_fast_path_ranks_the_planted_source_first(real_lm: CausalLM) -> None:
     assert extras["estimate_forward_passes"] == 0  # the attention method's pass, shared
     assert report.cost["per_method"]["attention"]["forward_passes"] == 1
     check = extras["verification"]
-    assert check["masks"] == 8 and isinstance(check["lds"], float)
-    # refit to its 8 masks: the zero-pass estimate is kept beside the refit scores, and the
+    assert check["masks"] == 12 and isinstance(check["lds"], float)
+    # refit to its 12 masks (the default): the zero-pass estimate is kept beside the refit
+    # scores, and the
     # check's LDS is the leave-one-out one (the refit saw every mask)
-    assert check["refit"] == {"masks": 8, "penalty": 3.0, "lds": "leave-one-out over the masks"}
+    assert check["refit"] == {"masks": 12, "penalty": 3.0, "lds": "leave-one-out over the masks"}
     assert isinstance(check["lds_before_refit"], float)
     before = extras["estimate_before_refit"]
     assert max(before, key=lambda uid: before[uid]) == PLANTED
@@ -56,11 +57,11 @@ def test_fast_path_ranks_the_planted_source_first(real_lm: CausalLM) -> None:
     assert check["reliable"] and UNRELIABLE not in report.verdicts
     # the verification LDS reaches the report a caller reads (its JSON form)
     saved = report.to_dict()["methods"]["learned"]["verification"]
-    assert saved["lds"] == check["lds"] and saved["masks"] == 8
-    # 1 attention pass (which also scores the full answer), the joint removal, 8 masks and
+    assert saved["lds"] == check["lds"] and saved["masks"] == 12
+    # 1 attention pass (which also scores the full answer), the joint removal, 12 masks and
     # the top-1 removal; no other method and no faithfulness variants (the estimate's check
     # is the check)
-    assert report.cost["forward_passes"] <= 11
+    assert report.cost["forward_passes"] <= 15
     assert report.faithfulness == {}
     # the caller asked for the fast path: the estimate votes in unit verdicts (never otherwise)
     assert "learned" not in voting_methods()

@@ -14,6 +14,7 @@ from relyscope.audits import run_audit
 from relyscope.audits.attributor_cases import training_cases
 from relyscope.audits.attributor_training import case_outcomes, mean_lds, ridge, train
 from relyscope.audits.attributor_weights import build, load, save, weights_for, weights_hash
+from relyscope.audits.registry import validate_config
 from relyscope.case import CaseError
 from relyscope.cli import build_parser
 from relyscope.cli.options import audit_config_from
@@ -46,6 +47,25 @@ def test_fast_flag_and_proto_round_trip() -> None:
     back = config_from_proto(config_to_proto(config))
     assert back.preset == "fast" and back.methods == FAST_METHODS
     assert config_from_proto(config_to_proto(AuditConfig())).preset == "full"
+
+
+def test_verify_flag_reaches_the_learned_method_and_only_it() -> None:
+    parser = build_parser()
+    fast = audit_config_from(parser.parse_args(["audit", "case.json", "--fast", "--verify", "16"]))
+    assert fast.preset == "fast" and fast.method_settings["learned"]["verify"] == 16
+    named = audit_config_from(parser.parse_args(
+        ["audit", "case.json", "--methods", "attention,learned", "--verify", "4"]))
+    assert named.method_settings["learned"]["verify"] == 4
+    assert "learned" not in audit_config_from(
+        parser.parse_args(["audit", "case.json", "--fast"])).method_settings
+    with pytest.raises(CaseError) as err:
+        audit_config_from(parser.parse_args(["audit", "case.json", "--verify", "16"]))
+    assert err.value.field == "verify"
+    negative = audit_config_from(parser.parse_args(["audit", "case.json", "--fast",
+                                                    "--verify", "-1"]))
+    with pytest.raises(CaseError) as err:  # checked where every config is, before the audit
+        validate_config(negative)
+    assert err.value.field == "method_settings.learned.verify"
 
 
 def test_no_weights_is_an_error_naming_the_training_command(tiny_lm, tmp_path: Path) -> None:

@@ -98,6 +98,10 @@ def add_audit_options(parser: argparse.ArgumentParser,
                         help="the fast preset: attention + the learned attributor (a reliance "
                              "estimate) + its verification masks, nothing else (--methods is "
                              "ignored)")
+    parser.add_argument("--verify", type=int, metavar="K",
+                        help="the learned estimate's verification masks (default 12; it is "
+                             "refit to them from 8 on; fewer are faster and less faithful, "
+                             "see docs/learned-attributor.md)")
     parser.add_argument("--claims", type=parse_claims_option,
                         help="attribute each claim of the answer: 'auto' (its sentences) or "
                              "START:END,... character spans of the answer")
@@ -108,13 +112,18 @@ def audit_config_from(args: argparse.Namespace) -> AuditConfig:
     per_method = {"ablation": {"ablations": args.ablations},
                   "tracing": {"samples": args.tracing_samples},
                   "loo": {"regenerate": args.regenerate}}
+    learned = ({"learned": {"verify": args.verify}}
+               if getattr(args, "verify", None) is not None else {})
+    fast = getattr(args, "fast", False)
+    if learned and not fast and "learned" not in args.methods:
+        raise CaseError("verify", "the learned method's verification masks: give --fast or "
+                                  "name learned in --methods")
     return AuditConfig.from_dict({
         "methods": list(args.methods),
-        "method_settings": {name: values for name, values in per_method.items()
+        "method_settings": {name: values for name, values in (per_method | learned).items()
                             if name in args.methods},
         "granularity": args.granularity, "removal": args.removal,
         "max_forward_passes": args.max_passes, "max_seconds": args.max_seconds,
         "stability": args.stability, "seed": args.seed,
         "claims": getattr(args, "claims", None),
-        **({"preset": "fast", "methods": None, "method_settings": {}}
-           if getattr(args, "fast", False) else {})})
+        **({"preset": "fast", "methods": None, "method_settings": learned} if fast else {})})
