@@ -25,6 +25,9 @@ Steps (python -m bench.attributor [--steps quality,calibrate,speed,...]):
   not fit on) on the quality step's cases (cached outcomes): held-out LDS beside the plain
   estimate and the ablation surrogate on the same K masks (K = 4, 8, 12, 16), a per-case penalty
   by leave-one-out error, and how close a leave-one-out LDS over the K masks comes to it.
+- confirm: the fast path's default (the refit to `verify` masks, both chosen on the quality
+  step's cases) on 50 cases of another seed (`--confirm-seed`), which no choice saw: the
+  quality step's columns there and the refit's LDS per disjoint block of `verify` masks.
 - speed: a 24-unit planted case, side by side in one process, an empty score cache per audit:
   the fast preset at 12 (the default, twice), 4, 0, 8 and 16 verification masks vs
   attention + the 64-mask ablation audit and the full default audit, and one forward pass of
@@ -80,8 +83,8 @@ from relyscope.models.scoring import MemoryScoreCache
 from relyscope.models.tree import TokenTrie
 
 RESULTS = Path(__file__).parent / "results"
-STEPS = ("quality", "compare", "ceiling", "variants", "calibrate", "speed", "profile",
-         "designs", "retrain")
+STEPS = ("quality", "compare", "ceiling", "variants", "calibrate", "confirm", "speed",
+         "profile", "designs", "retrain")
 HELD_OUT_SEED = 1001  # training uses seed 0 and the even-numbered demo questions
 
 
@@ -91,13 +94,13 @@ def _lds(masks: np.ndarray, targets: np.ndarray, scores: np.ndarray) -> float | 
 
 def quality(lm: CausalLM, n_cases: int, train_masks: int, test_masks: int,
             cache: Path, max_minutes: float | None = None,
-            weights_path: str | None = None) -> dict[str, Any]:
+            weights_path: str | None = None, seed: int = HELD_OUT_SEED) -> dict[str, Any]:
     """Planted and tool cases first (short), then real text (long passages, sentence units);
     with `max_minutes`, no case starts after that time and the summary covers the cases
     that ran (the settings say how many were asked for; the cache keeps the rest's work)."""
     weights = weights_for(lm.info.id, lm.num_layers, lm.num_heads, weights_path).vector()
     rows = []
-    cases = training_cases(n_cases, HELD_OUT_SEED, real_split="held_out")
+    cases = training_cases(n_cases, seed, real_split="held_out")
     cases.sort(key=lambda c: c.kind == "real")  # stable: the generated order otherwise
     began = time.perf_counter()
     for item in cases:
@@ -107,7 +110,7 @@ def quality(lm: CausalLM, n_cases: int, train_masks: int, test_masks: int,
             break
         started = time.perf_counter()
         d: CaseOutcomes = case_outcomes(item, lm, masks=train_masks + test_masks,
-                                        keep_prob=0.5, seed=HELD_OUT_SEED, cache_dir=cache)
+                                        keep_prob=0.5, seed=seed, cache_dir=cache)
         train_m, test_m = d.masks[:train_masks], d.masks[train_masks:]
         train_t, test_t = d.targets[:train_masks], d.targets[train_masks:]
         learned = d.features.astype(np.float64) @ weights
@@ -143,7 +146,7 @@ def quality(lm: CausalLM, n_cases: int, train_masks: int, test_masks: int,
                  for stat in ("mean_abs_error", "below_min_lds")}
         for k in VERIFY_KS}
     return {"settings": {"cases": n_cases, "cases_run": len(rows), "max_minutes": max_minutes,
-                         "seed": HELD_OUT_SEED, "train_masks": train_masks,
+                         "seed": seed, "train_masks": train_masks,
                          "test_masks": test_masks, "ablation_alpha": 0.01},
             "summary": summary, "cases": rows}
 
@@ -325,6 +328,28 @@ def variants(lm: CausalLM, q: dict[str, Any], held_cache: Path, train_cache: Pat
 
 CALIBRATE_PENALTIES = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 CALIBRATE_KS = (4, 8, 12, 16)  # at most 16: the selection cases keep their last 16 of 32
+
+
+def confirm(lm: CausalLM, seed: int, n_cases: int, train_masks: int, test_masks: int,
+            cache: Path) -> dict[str, Any]:
+    """The fast path's default as shipped (the refit to `verify` masks at the default penalty,
+    both chosen on the quality step's cases) on cases of another seed, which no choice saw:
+    the quality step's columns there, and the refit from each disjoint block of `verify`
+    train masks against the same target (the ablation surrogate's LDS minus 0.05)."""
+    q = quality(lm, n_cases, train_masks, test_masks, cache, seed=seed)
+    shipped = weights_for(lm.info.id, lm.num_layers, lm.num_heads, None).vector()
+    settings = LearnedSettings()
+    held = [case_outcomes(c, lm, masks=train_masks + test_masks, keep_prob=0.5, seed=seed,
+                          cache_dir=cache)
+            for c in training_cases(n_cases, seed, real_split="held_out")]
+    blocks = _by_block(held, settings.verify, train_masks,
+                       lambda d: d.features.astype(np.float64) @ shipped,
+                       partial(refit, penalty=settings.refit_penalty))
+    return {"seed": seed, "verify": settings.verify, "penalty": settings.refit_penalty,
+            "summary": q["summary"], "settings": q["settings"],
+            "refit_lds_by_mask_block": [lds for lds, _p in blocks],
+            "refit_precision_at_1_by_mask_block": [p for _lds, p in blocks],
+            "target": q["summary"]["mean_lds"]["all"]["ablation"] - 0.05}
 
 
 def _by_block(held: Sequence[CaseOutcomes], k: int, test_from: int,
@@ -730,6 +755,8 @@ def markdown(data: dict[str, Any]) -> str:
         lines.append("")
     if "calibrate" in data:
         lines += _calibrate_markdown(data["calibrate"])
+    if "confirm" in data:
+        lines += _confirm_markdown(data["confirm"])
     if "speed" in data:
         sp = data["speed"]
         t = sp["timings"]
@@ -786,6 +813,34 @@ def markdown(data: dict[str, Any]) -> str:
                   f"in all; `{r.get('command')}` with a fresh --cache-dir and a temporary "
                   f"--out; run: {r.get('run')}", ""]
     return "\n".join(lines) + "\n"
+
+
+def _confirm_markdown(c: dict[str, Any]) -> list[str]:
+    s = c["summary"]
+    groups = sorted(s["mean_lds"], key=lambda g: (g != "all", g))
+    refit_all = [b["all"] for b in c["refit_lds_by_mask_block"]]
+    first = c["refit_lds_by_mask_block"][0]
+    lines = ["## The default on cases no choice saw", "",
+             f"{c['settings']['cases_run']} cases of seed {c['seed']} (the quality step's "
+             f"recipe; its cases are seed {HELD_OUT_SEED}, where the default {c['verify']} "
+             f"verification masks and the penalty {fmt(c['penalty'])} were chosen); LDS on "
+             f"{c['settings']['test_masks']} test masks; the refit from the first "
+             f"{c['verify']} train masks, and from each disjoint block of them. Run: "
+             f"{c.get('run')}", "",
+             f"Target (the 64-mask ablation surrogate's LDS minus 0.05): {fmt(c['target'], 3)}. "
+             f"Refit to {c['verify']} masks: {_spread(refit_all)}.", "",
+             "| group | cases | learned (0 masks) | learned refit | attention | ablation |",
+             "|---|---|---|---|---|---|"]
+    for g in groups:
+        m = s["mean_lds"][g]
+        lines.append(f"| LDS {g} | {s['cases_per_group'][g]} | {fmt(m['learned'], 3)} | "
+                     f"{fmt(first.get(g), 3)} | {fmt(m['attention'], 3)} | "
+                     f"{fmt(m['ablation'], 3)} |")
+    p1 = s["precision_at_1_single_planted"]
+    lines.append(f"| precision@1 single planted | {s['single_planted_cases']} | "
+                 f"{fmt(p1['learned'])} | {fmt(c['refit_precision_at_1_by_mask_block'][0])} | "
+                 f"{fmt(p1['attention'])} | {fmt(p1['ablation'])} |")
+    return [*lines, ""]
 
 
 def _spread(values: list[float]) -> str:
@@ -847,6 +902,8 @@ def main() -> None:
     parser.add_argument("--test-masks", type=int, default=16)
     parser.add_argument("--weights", help="compare: a weights file to evaluate on the "
                                           "quality step's held-out cases")
+    parser.add_argument("--confirm-seed", type=int, default=2002,
+                        help="confirm: the seed of its cases (not the quality step's 1001)")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="quality: start no case after this many minutes")
     parser.add_argument("--cache-dir", default=str(Path(tempfile.gettempdir())
@@ -895,6 +952,10 @@ def main() -> None:
         data["calibrate"] = calibrate(lm, data["quality"], Path(args.cache_dir),
                                       Path(args.train_cache_dir))
         data["calibrate"]["run"] = {**step_info, "loadavg_end": machine.load()}
+    if "confirm" in steps:
+        data["confirm"] = confirm(lm, args.confirm_seed, args.cases, args.train_masks,
+                                  args.test_masks, Path(args.cache_dir))
+        data["confirm"]["run"] = {**step_info, "loadavg_end": machine.load()}
     if "speed" in steps:
         data["speed"] = speed(lm)
         data["speed"]["run"] = {**step_info, "loadavg_end": machine.load()}
