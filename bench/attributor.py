@@ -155,7 +155,8 @@ def planted_answers(lm: CausalLM, q: dict[str, Any]) -> dict[str, Any]:
     """The quality step's single planted cases with the model's (greedy, deterministic)
     answer, and whether it states the planted value: where it does not, the planted unit is
     not what the answer relied on, so precision@1 is also given over the cases that state it."""
-    items = {c.case.id: c for c in training_cases(q["settings"]["cases"], HELD_OUT_SEED,
+    seed = q["settings"].get("seed", HELD_OUT_SEED)
+    items = {c.case.id: c for c in training_cases(q["settings"]["cases"], seed,
                                                  real_split="held_out")}
     single = [r for r in q["cases"] if r["kind"] == "single"]
     for row in single:
@@ -336,7 +337,8 @@ def confirm(lm: CausalLM, seed: int, n_cases: int, train_masks: int, test_masks:
     both chosen on the quality step's cases) on cases of another seed, which no choice saw:
     the quality step's columns there, and the refit from each disjoint block of `verify`
     train masks against the same target (the ablation surrogate's LDS minus 0.05)."""
-    q = quality(lm, n_cases, train_masks, test_masks, cache, seed=seed)
+    q = planted_answers(lm, quality(lm, n_cases, train_masks, test_masks, cache, seed=seed))
+    stated = {r["case"] for r in q["cases"] if r.get("answer_states_value")}
     shipped = weights_for(lm.info.id, lm.num_layers, lm.num_heads, None).vector()
     settings = LearnedSettings()
     held = [case_outcomes(c, lm, masks=train_masks + test_masks, keep_prob=0.5, seed=seed,
@@ -345,7 +347,15 @@ def confirm(lm: CausalLM, seed: int, n_cases: int, train_masks: int, test_masks:
     blocks = _by_block(held, settings.verify, train_masks,
                        lambda d: d.features.astype(np.float64) @ shipped,
                        partial(refit, penalty=settings.refit_penalty))
+    first = {d.case_id: refit(d.masks[:settings.verify], d.targets[:settings.verify],
+                              d.features.astype(np.float64) @ shipped, settings.refit_penalty)
+             for d in held if d.case_id in stated}
+    refit_stated = [d.unit_ids[int(np.argmax(first[d.case_id]))] in d.gold
+                    for d in held if d.case_id in stated]
     return {"seed": seed, "verify": settings.verify, "penalty": settings.refit_penalty,
+            "refit_precision_at_1_value_stated": float(np.mean(refit_stated)) if refit_stated
+            else None,
+            "cases": q["cases"],
             "summary": q["summary"], "settings": q["settings"],
             "refit_lds_by_mask_block": [lds for lds, _p in blocks],
             "refit_precision_at_1_by_mask_block": [p for _lds, p in blocks],
@@ -840,6 +850,17 @@ def _confirm_markdown(c: dict[str, Any]) -> list[str]:
     lines.append(f"| precision@1 single planted | {s['single_planted_cases']} | "
                  f"{fmt(p1['learned'])} | {fmt(c['refit_precision_at_1_by_mask_block'][0])} | "
                  f"{fmt(p1['attention'])} | {fmt(p1['ablation'])} |")
+    stated = s.get("precision_at_1_single_planted_value_stated")
+    if stated:
+        lines.append(f"| precision@1 single planted, answer states the value | "
+                     f"{s['single_planted_value_stated_cases']} | {fmt(stated['learned'])} | "
+                     f"{fmt(c.get('refit_precision_at_1_value_stated'))} | "
+                     f"{fmt(stated['attention'])} | {fmt(stated['ablation'])} |")
+    missed = [f"{r['case']} ({r['answer'][:80]!r})" for r in c.get("cases", [])
+              if r["kind"] == "single" and not r.get("answer_states_value", True)]
+    if missed:
+        lines += ["", "Single planted cases whose answer does not state the planted value: "
+                  + "; ".join(missed) + "."]
     return [*lines, ""]
 
 
