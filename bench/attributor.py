@@ -509,9 +509,10 @@ def speed(lm: CausalLM, units: int = 24, ablations: int = 64) -> dict[str, Any]:
     item = CaseMaker(HELD_OUT_SEED + 1).planted(0, units)
     case = lm.answer(item.case)
     rendered = lm.renderer(case).render()
-    lm.attention_pass(rendered.input_ids)  # warm-up, not timed
+    start, end = rendered.target_token_span
+    lm.attention_pass(rendered.input_ids, range(start - 1, end - 1))  # warm-up, not timed
     started = time.perf_counter()
-    lm.attention_pass(rendered.input_ids)
+    lm.attention_pass(rendered.input_ids, range(start - 1, end - 1))
     timings: dict[str, Any] = {"one_forward_pass_s": time.perf_counter() - started}
     _fresh_scores(lm)
     started = time.perf_counter()
@@ -579,7 +580,7 @@ def profile(lm: CausalLM, units: int = 24, verify: int = 0) -> dict[str, Any]:
               "learned_verification": ("learned.py", "_verify"),
               "linear_layers": ("~", "<built-in method torch._C._nn.linear>"),
               "sdpa": ("~", "<built-in method torch._C._nn.scaled_dot_product_attention>"),
-              "eager_attention": ("modeling_llama.py", "eager_attention_forward")}
+              "answer_rows": ("answer_attention.py", "_weights")}
     found: dict[str, float] = {}
     for (path, _line, func), row in stats.items():
         for name, (suffix, fname) in wanted.items():

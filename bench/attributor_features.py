@@ -60,8 +60,8 @@ from relyscope.audits.attributor_training import (
 from relyscope.audits.base import AuditContext, Budget
 from relyscope.audits.provenance import SINK_TOKENS, without_sinks
 from relyscope.config import AuditConfig
-from relyscope.models import CausalLM
-from relyscope.models.hooks import decoder_layers, forward_hooks
+from relyscope.models import AnswerAttention, CausalLM
+from relyscope.models.hooks import attention_maps, decoder_layers, forward_hooks
 from relyscope.models.packaged import relyscope_home
 
 
@@ -133,9 +133,10 @@ def pass_outputs(lm: CausalLM, item: TrainingCase, seed: int) -> tuple[list[str]
     hooks = [(layer.self_attn.v_proj, keep_values(i)) for i, layer in enumerate(layers)]
     hooks.append((final_norm, lambda m, inputs, out: final.append(inputs[0][0].float())))
     full = ctx.full
-    with forward_hooks(hooks):
-        maps, score = lm.attention_pass(full.input_ids, len(full.target_ids))
-    assert score is not None
+    # these recipes read every weight (rollout per head): the eager pass's full maps
+    with forward_hooks(hooks), lm.eager_attention():
+        maps, logprobs = attention_maps(model, full.input_ids, len(full.target_ids))
+    assert logprobs is not None
     start, end = full.target_token_span
     rows = torch.arange(start - 1, end - 1)
     targets = torch.tensor(full.input_ids)[start:end]
@@ -166,10 +167,11 @@ def pass_outputs(lm: CausalLM, item: TrainingCase, seed: int) -> tuple[list[str]
         logit_cols.append(torch.stack(logit_heads, -1))
     indirect, mass = _rollout_features(maps, rows, per_unit)
     return list(ctx.unit_ids), PassOutputs(
-        row_features(maps, full, ctx.unit_ids).astype(np.float64),
+        row_features(AnswerAttention(torch.stack([m[:, rows] for m in maps]), rows, ()),
+                     full, ctx.unit_ids).astype(np.float64),
         torch.cat(norm_cols, -1).numpy().astype(np.float64),
         torch.cat(logit_cols, -1).numpy().astype(np.float64),
-        np.asarray(score.token_logprobs, dtype=np.float64),
+        logprobs.numpy().astype(np.float64),
         indirect.numpy().astype(np.float64), mass.numpy().astype(np.float64))
 
 

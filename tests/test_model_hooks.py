@@ -13,7 +13,8 @@ import torch
 
 from relyscope.audits import run_audit
 from relyscope.config import AuditConfig
-from relyscope.models import CausalLM, Edits, Variant
+from relyscope.models import CausalLM, Edits, Variant, answer_attention
+from relyscope.models.hooks import attention_maps
 from relyscope.models.scoring import MemoryScoreCache
 from tests.conftest import zelk_case
 
@@ -55,20 +56,46 @@ def test_restoring_clean_states_on_a_clean_run_changes_nothing_and_noise_does(re
     assert float(noised.mean()) < clean - 1.0  # the planted fact's span, corrupted
 
 
-def test_the_attention_pass_gives_one_row_stochastic_map_per_layer(tiny_lm):
+def _eager_rollout_rows(per_layer: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """The rollout rows straight from full maps: rows of the product of the row-normalised
+    0.5 A + 0.5 I, from the top layer down."""
+    eye = torch.eye(per_layer.shape[-1])
+    mixed = [(0.5 * layer + 0.5 * eye) / (0.5 * layer + 0.5 * eye).sum(-1, keepdim=True)
+             for layer in per_layer]
+    out = mixed[-1][rows]
+    for layer in reversed(mixed[:-1]):
+        out = out @ layer
+    return out
+
+
+def test_the_attention_pass_keeps_the_answer_rows_of_the_eager_maps_and_their_rollout(
+        tiny_lm, monkeypatch):
+    """The rows it keeps (per layer and head) and the rollout it computes from its queries and
+    keys equal what eager attention's full [heads, L, L] maps give, within float error; it
+    counts one pass and leaves the model's attention as it was."""
     rendered = tiny_lm.renderer(zelk_case()).render()
+    start, end = rendered.target_token_span
+    positions = range(start - 1, end - 1)
     before = tiny_lm.cost.forward_passes
-    maps, answer = tiny_lm.attention_pass(rendered.input_ids)
+    attention, answer = tiny_lm.attention_pass(rendered.input_ids, positions)
     assert answer is None  # no target asked for
     assert tiny_lm.cost.forward_passes - before == 1
-    length = len(rendered.input_ids)
-    assert len(maps) == tiny_lm.num_layers
+    assert tiny_lm.model.config._attn_implementation == "sdpa"  # switched back
+    with tiny_lm.eager_attention():
+        maps, _ = attention_maps(tiny_lm.model, rendered.input_ids)
+    rows = torch.tensor(list(positions))
     heads = tiny_lm.model.config.num_attention_heads
-    for layer in maps:
-        assert layer.shape == (heads, length, length)
-        assert torch.allclose(layer.float().sum(-1), torch.ones(heads, length), atol=1e-4)
-        assert float(layer[:, 0, 1:].abs().max()) == 0.0  # causal
-    assert tiny_lm.model.config._attn_implementation != "eager"  # switched back
+    length = len(rendered.input_ids)
+    assert attention.rows.shape == (tiny_lm.num_layers, heads, len(rows), length)
+    want = torch.stack([layer[:, rows].float() for layer in maps])
+    assert torch.allclose(attention.rows, want, atol=1e-5)
+    assert torch.allclose(attention.rows.sum(-1), torch.ones(want.shape[:-1]), atol=1e-4)
+    assert float(attention.rows[..., 0, rows[0] + 1:].abs().max()) == 0.0  # causal
+    eager_rollout = _eager_rollout_rows(torch.stack([m.float().mean(0) for m in maps]), rows)
+    assert torch.allclose(attention.rollout(), eager_rollout, atol=1e-5)
+    monkeypatch.setattr(answer_attention, "_ROLLOUT_BLOCK", 7)  # many blocks, a ragged last
+    assert length % 7 and torch.allclose(attention.rollout(), eager_rollout, atol=1e-5)
+    assert not torch.allclose(attention.rollout(), attention.rows[-1].mean(0), atol=1e-3)
 
 
 def test_the_attention_pass_scores_the_answer_as_a_plain_pass_does(tiny_lm):
@@ -76,7 +103,8 @@ def test_the_attention_pass_scores_the_answer_as_a_plain_pass_does(tiny_lm):
     within 1e-4 (float32)."""
     rendered = tiny_lm.renderer(zelk_case()).render()
     target = len(rendered.target_ids)
-    _maps, answer = tiny_lm.attention_pass(rendered.input_ids, target)
+    start, end = rendered.target_token_span
+    _rows, answer = tiny_lm.attention_pass(rendered.input_ids, range(start - 1, end - 1), target)
     assert answer is not None and len(answer.token_logprobs) == target
     tiny_lm.scorer.cache = MemoryScoreCache()
     plain = tiny_lm.score([rendered])[0]

@@ -17,18 +17,16 @@ import numpy as np
 import torch
 
 from relyscope.audits.provenance import without_sinks
-from relyscope.models import Rendered
+from relyscope.models import AnswerAttention, Rendered
 
 
-def row_features(attentions: Sequence[torch.Tensor], rendered: Rendered,
+def row_features(attention: AnswerAttention, rendered: Rendered,
                  unit_ids: Sequence[str]) -> np.ndarray:
     """Per answer row, unit and head: attention mass [A, U, layers * heads] (float32)."""
-    start, end = rendered.target_token_span
-    rows = torch.arange(start - 1, end - 1)
     spans = [rendered.unit_token_spans.get(uid, (0, 0)) for uid in unit_ids]
     per_layer = []
-    for layer in attentions:  # [H, L, L]
-        picked = without_sinks(layer[:, rows.to(layer.device), :].float())  # [H, A, L]
+    for layer in attention.rows:  # [H, A, L]
+        picked = without_sinks(layer.float())
         masses = torch.stack([picked[:, :, a:b].sum(-1) for a, b in spans], dim=-1)  # [H, A, U]
         per_layer.append(masses.permute(1, 2, 0))  # [A, U, H]
     return torch.cat(per_layer, dim=-1).cpu().numpy().astype(np.float32)

@@ -22,6 +22,7 @@ from relyscope.case import Case, Unit
 from relyscope.config import AuditConfig
 from relyscope.errors import ScoringStopped
 from relyscope.models import (
+    AnswerAttention,
     CausalLM,
     Edits,
     GradientAttribution,
@@ -158,7 +159,7 @@ class AuditContext:
         self._rendered: dict[Probe, Rendered] = {}
         self._seconds_per_pass: float | None = None
         self._scores: dict[Probe, TargetScore] = {}
-        self._attentions: tuple[torch.Tensor, ...] | None = None
+        self._attention: AnswerAttention | None = None
         self.full: Rendered = self.render((Variant(), ANSWER))
         lm.check_fits([self.full])
 
@@ -290,20 +291,22 @@ class AuditContext:
         if reason is not None:
             raise BudgetExhausted(reason, {})
 
-    def attentions(self) -> tuple[torch.Tensor, ...]:
-        """Per-layer attention weights [heads, L, L] of the full prompt + answer (one pass,
-        kept for the audit: every method reading attention shares it)."""
-        if self._attentions is None:
+    def answer_attention(self) -> AnswerAttention:
+        """The attention of the rows that predict the answer, per layer and head, of the full
+        prompt + answer (one pass, kept for the audit: every method reading attention shares
+        it)."""
+        if self._attention is None:
             self.require(1)
-            maps, answer = self._metered(lambda: self.lm.attention_pass(
-                self.full.input_ids, len(self.full.target_ids)))
-            self._attentions = maps
+            start, end = self.full.target_token_span
+            attention, answer = self._metered(lambda: self.lm.attention_pass(
+                self.full.input_ids, range(start - 1, end - 1), len(self.full.target_ids)))
+            self._attention = attention
             # the fast preset takes the full answer's score from this pass (one pass fewer);
             # other audits keep the plain scorer's, so their scores never depend on whether
             # a deadline put the attention pass first
             if answer is not None and self.config.preset == "fast":
                 self._scores.setdefault((Variant(), ANSWER), answer)
-        return self._attentions
+        return self._attention
 
     def edited_logprobs(self, edits: Edits) -> torch.Tensor:
         """Answer log-prob per row of the full prompt + answer under `edits` (rows passes)."""

@@ -55,7 +55,7 @@ class AuditMethod(ABC):
     priority: ClassVar[int]  # lower runs first (and is cut last)
     default: ClassVar[bool] = True  # in the default method set
     column: ClassVar[int | None] = None  # report column position; None: priority
-    # it reads the audit's attention pass (ctx.attentions), which also scores the full answer
+    # it reads the audit's attention pass (ctx.answer_attention), which also scores the full answer
     reads_attention: ClassVar[bool] = False
     Settings: ClassVar[type[BaseModel]] = NoSettings
 

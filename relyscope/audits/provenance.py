@@ -1,11 +1,11 @@
 """Provenance: where the answer tokens looked. Attention, labelled provenance, never reliance.
 
-One eager-attention pass over the full prompt + answer. For the rows that predict answer
-tokens, the head-averaged attention to each unit's token span is summed, per layer. The first
-token(s) (attention sinks) are excluded by renormalising each row without them. Reported:
-mean over layers (``attention``), last layer, attention rollout (Abnar & Zuidema: the product
-of 0.5 A + 0.5 I over layers), mass per span token, and each unit's share of the mass that
-went to units at all.
+One attention pass over the full prompt + answer, which keeps the rows that predict answer
+tokens (models/answer_attention.py). For those rows, the head-averaged attention to each unit's
+token span is summed, per layer. The first token(s) (attention sinks) are excluded by
+renormalising each row without them. Reported: mean over layers (``attention``), last layer,
+attention rollout (Abnar & Zuidema: the product of 0.5 A + 0.5 I over layers), mass per span
+token, and each unit's share of the mass that went to units at all.
 """
 
 from __future__ import annotations
@@ -27,13 +27,10 @@ class AttentionProvenance(AuditMethod):
     reads_attention = True
 
     def compute(self, ctx: AuditContext, settings: NoSettings) -> Outcome:
-        attentions = ctx.attentions()
+        attention = ctx.answer_attention()
         rendered = ctx.full
-        start, end = rendered.target_token_span
-        per_layer = torch.stack([layer.float().mean(0) for layer in attentions])  # [Ly, L, L]
-        rows = torch.arange(start - 1, end - 1, device=per_layer.device)
-        answer_rows = without_sinks(per_layer[:, rows, :])  # [Ly, A, L]
-        rollout_rows = without_sinks(_rollout_rows(per_layer, rows).unsqueeze(0))[0]
+        answer_rows = without_sinks(attention.rows.float().mean(1))  # [Ly, A, L], head mean
+        rollout_rows = without_sinks(attention.rollout().unsqueeze(0))[0]
         spans = {uid: rendered.unit_token_spans.get(uid, (0, 0)) for uid in ctx.unit_ids}
         layer_mass = {uid: answer_rows[:, :, a:b].sum(-1).mean(-1)
                       for uid, (a, b) in spans.items()}
@@ -84,16 +81,3 @@ def without_sinks(rows: torch.Tensor) -> torch.Tensor:
     rows = rows.clone()
     rows[..., :SINK_TOKENS] = 0
     return rows / rows.sum(-1, keepdim=True).clamp_min(1e-12)
-
-
-def _rollout_rows(per_layer: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """Rows `rows` of the attention rollout, propagated from the top layer down."""
-    size = per_layer.shape[-1]
-    eye = torch.eye(size, device=per_layer.device, dtype=per_layer.dtype)
-    def mixed(layer: int) -> torch.Tensor:
-        a = 0.5 * per_layer[layer] + 0.5 * eye
-        return a / a.sum(-1, keepdim=True)
-    out = mixed(per_layer.shape[0] - 1)[rows]
-    for layer in range(per_layer.shape[0] - 2, -1, -1):
-        out = out @ mixed(layer)
-    return out

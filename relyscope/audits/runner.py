@@ -185,7 +185,7 @@ def _score_shared(ctx: AuditContext, methods: dict[str, AuditMethod]) -> _Shared
     if ctx.config.preset == "fast" and any(m.reads_attention for m in methods.values()):
         # in the fast preset the attention pass scores the full answer too: one pass fewer
         with contextlib.suppress(BudgetExhausted):
-            ctx.attentions()
+            ctx.answer_attention()
             shared.attention_by = next(n for n, m in methods.items() if m.reads_attention)
     head = [(Variant(), ANSWER), _joint_removal(ctx)]
     if budget.unbounded:  # nothing can be cut: every variant goes in one call

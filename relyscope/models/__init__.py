@@ -11,6 +11,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from relyscope.models.answer_attention import AnswerAttention
     from relyscope.models.backend import CausalLM, ModelInfo
     from relyscope.models.gradients import GradientAttribution, GradientMethod
     from relyscope.models.hooks import Edits, Span
@@ -19,12 +20,12 @@ if TYPE_CHECKING:
     from relyscope.models.render import FULL, Rendered, Renderer, Variant, placeholder_for
     from relyscope.models.scoring import Cost, ScoreItem, ScoringOptions, TargetScore
 
-__all__ = ["FULL", "CausalLM", "Cost", "Edits", "GradientAttribution", "GradientMethod",
-           "Knockout", "ModelInfo", "Rendered", "Renderer", "ScoreItem", "ScoringOptions", "Span",
-           "TargetScore", "Variant", "placeholder_for"]
+__all__ = ["FULL", "AnswerAttention", "CausalLM", "Cost", "Edits", "GradientAttribution",
+           "GradientMethod", "Knockout", "ModelInfo", "Rendered", "Renderer", "ScoreItem",
+           "ScoringOptions", "Span", "TargetScore", "Variant", "placeholder_for"]
 
 _LAZY = {
-    "CausalLM": "backend", "ModelInfo": "backend",
+    "AnswerAttention": "answer_attention", "CausalLM": "backend", "ModelInfo": "backend",
     "GradientAttribution": "gradients", "GradientMethod": "gradients",
     "Edits": "hooks", "Span": "hooks", "Knockout": "knockout", "ModelOptions": "loading",
     "FULL": "render", "Rendered": "render", "Renderer": "render", "Variant": "render",

@@ -2,8 +2,8 @@
 
 `CausalLM.load()` with no argument gives the packaged SmolLM2-135M-Instruct; any other Hugging
 Face causal LM loads from a local folder (or a hub id already in the local cache: nothing is
-downloaded here). Scoring runs with the model's fastest attention; eager attention is switched
-on only inside `eager_attention()` for the provenance pass.
+downloaded here). Scoring runs with the model's fastest attention; the attention pass switches
+on, for itself only, SDPA that records the answer rows' attention (models/answer_attention.py).
 
 Audits reach the model only through this class: scoring (`score`, `score_tokens`), the
 attention pass, hooked passes with embedding noise and layer restoration, and clean span
@@ -18,7 +18,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,11 +33,12 @@ from transformers import (
 
 from relyscope.case import Case, Granularity
 from relyscope.errors import ContextOverflow, ScoringStopped, Stop
+from relyscope.models.answer_attention import IMPLEMENTATION as ANSWER_ROWS
+from relyscope.models.answer_attention import AnswerAttention, answer_attention
 from relyscope.models.gradients import GradientAttribution, GradientMethod, gradient_attribution
 from relyscope.models.hooks import (
     Edits,
     Span,
-    attention_maps,
     decoder_layers,
     edited_answer_logprobs,
     gaussian_noise,
@@ -197,19 +198,19 @@ class CausalLM:
         """Attention (query) heads per decoder layer, the heads a knockout can target."""
         return int(self.model.config.num_attention_heads)
 
-    def attention_pass(self, input_ids: Sequence[int], target_len: int = 0
-                       ) -> tuple[tuple[torch.Tensor, ...], TargetScore | None]:
-        """Per-layer attention weights [heads, L, L] of one sequence, under eager attention,
-        and with `target_len` > 0 the score of its last `target_len` tokens from the same pass
-        (eager attention: within 1e-4 of a scoring pass, not bit-equal, so it is not put in
-        the score cache); counts one pass."""
-        self._check_stop(2 * len(input_ids))  # eager attention with weights: about 2x a pass
-        with self.eager_attention():
-            maps, logprobs = attention_maps(self.model, input_ids, target_len)
+    def attention_pass(self, input_ids: Sequence[int], positions: Sequence[int],
+                       target_len: int = 0) -> tuple[AnswerAttention, TargetScore | None]:
+        """The attention of rows `positions` (per layer and head) of one sequence, with what
+        the rollout of those rows needs, and with `target_len` > 0 the score of its last
+        `target_len` tokens from the same pass (SDPA: a plain pass's logits, but not the
+        batched scorer's bit for bit, so it is not put in the score cache); counts one pass."""
+        self._check_stop(len(input_ids))
+        with self.attention_implementation(ANSWER_ROWS):
+            attention, logprobs = answer_attention(self.model, input_ids, positions, target_len)
         self.cost.forward_passes += 1
         if logprobs is None:
-            return maps, None
-        return maps, TargetScore(tuple(float(x) for x in logprobs))
+            return attention, None
+        return attention, TargetScore(tuple(float(x) for x in logprobs))
 
     def edited_logprobs(self, input_ids: Sequence[int], target_len: int,
                         edits: Edits | None = None) -> torch.Tensor:
@@ -339,14 +340,18 @@ class CausalLM:
         return case.with_answer(text)
 
     @contextmanager
-    def eager_attention(self) -> Iterator[None]:
-        """Eager attention (which can return attention weights) for the block only."""
+    def attention_implementation(self, name: str) -> Iterator[None]:
+        """The model's attention switched to `name` for the block only."""
         previous = self.model.config._attn_implementation
-        self.model.set_attn_implementation("eager")
+        self.model.set_attn_implementation(name)
         try:
             yield
         finally:
             self.model.set_attn_implementation(previous)
+
+    def eager_attention(self) -> AbstractContextManager[None]:
+        """Eager attention (which reads a float mask, and can return every weight)."""
+        return self.attention_implementation("eager")
 
 
 class _Halt(StoppingCriteria):
