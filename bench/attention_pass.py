@@ -2,9 +2,9 @@
 rows the audit keeps (models/answer_attention.py), side by side in one process.
 
 For planted cases of 24 to 384 units (about 0.5k to 7k tokens): the seconds of each pass (the
-better of two), the rollout's seconds (computed from the kept queries and keys, as provenance
-asks for it), the peak resident memory each adds over the process's resting size (the kernel's
-high-water mark, reset before each pass), and how far the kept rows and rollout are from the
+better of two; the audit's pass includes the rollout of the answer rows, computed from the
+pass's queries and keys), the peak resident memory each adds over the process's resting size
+(the kernel's high-water mark, reset before each pass), and how far the kept rows are from the
 eager maps' (max absolute difference). Eager attention runs only while its maps alone fit in
 `--eager-gb` (default 8 GB): beyond that it would take the machine's memory.
 
@@ -69,8 +69,6 @@ def measure(lm: CausalLM, units: int, eager_gb: float) -> dict[str, Any]:
     seconds, peak, (attention, _score) = _timed(
         lambda: lm.attention_pass(rendered.input_ids, positions, len(rendered.target_ids)))
     row.update(rows_s=seconds, rows_peak_gb=peak)
-    rollout_s, rollout_peak, rollout = _timed(attention.rollout)
-    row.update(rollout_s=rollout_s, rollout_peak_gb=rollout_peak)
     if maps_gb <= eager_gb:
         def eager() -> tuple[torch.Tensor, ...]:
             with lm.eager_attention():
@@ -82,7 +80,7 @@ def measure(lm: CausalLM, units: int, eager_gb: float) -> dict[str, Any]:
                    rows_max_diff=float((attention.rows - eager_rows).abs().max()))
         del maps, eager_rows
     print(row, flush=True)
-    del attention, rollout
+    del attention
     return row
 
 
@@ -95,16 +93,15 @@ def write_md(result: dict[str, Any], path: Path) -> None:
              "the rows' difference is the largest absolute difference from the eager maps' "
              "rows. Eager attention is not run where its maps alone would exceed "
              f"{result['eager_gb']} GB.", "",
-             "| units | tokens | eager pass s | eager peak GB | rows pass s | rows peak GB "
-             "| rollout s | speed-up (pass) | speed-up (pass + rollout) | rows max diff |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| units | tokens | eager pass s | eager peak GB | rows + rollout pass s "
+             "| its peak GB | speed-up | rows max diff |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         eager_s = r.get("eager_s")
         lines.append(
             f"| {r['units']} | {r['tokens']} | {fmt(eager_s)} | {fmt(r.get('eager_peak_gb'))} "
-            f"| {fmt(r['rows_s'])} | {fmt(r['rows_peak_gb'])} | {fmt(r['rollout_s'])} "
+            f"| {fmt(r['rows_s'])} | {fmt(r['rows_peak_gb'])} "
             f"| {fmt(eager_s / r['rows_s'] if eager_s else None, 1)} "
-            f"| {fmt(eager_s / (r['rows_s'] + r['rollout_s']) if eager_s else None, 1)} "
             f"| {fmt(r.get('rows_max_diff'), 7)} |")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 

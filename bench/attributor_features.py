@@ -60,7 +60,7 @@ from relyscope.audits.attributor_training import (
 from relyscope.audits.base import AuditContext, Budget
 from relyscope.audits.provenance import SINK_TOKENS, without_sinks
 from relyscope.config import AuditConfig
-from relyscope.models import AnswerAttention, CausalLM
+from relyscope.models import CausalLM
 from relyscope.models.hooks import attention_maps, decoder_layers, forward_hooks
 from relyscope.models.packaged import relyscope_home
 
@@ -167,8 +167,8 @@ def pass_outputs(lm: CausalLM, item: TrainingCase, seed: int) -> tuple[list[str]
         logit_cols.append(torch.stack(logit_heads, -1))
     indirect, mass = _rollout_features(maps, rows, per_unit)
     return list(ctx.unit_ids), PassOutputs(
-        row_features(AnswerAttention(torch.stack([m[:, rows] for m in maps]), rows, ()),
-                     full, ctx.unit_ids).astype(np.float64),
+        row_features(torch.stack([m[:, rows] for m in maps]), full,
+                     ctx.unit_ids).astype(np.float64),
         torch.cat(norm_cols, -1).numpy().astype(np.float64),
         torch.cat(logit_cols, -1).numpy().astype(np.float64),
         logprobs.numpy().astype(np.float64),

@@ -70,9 +70,9 @@ def _eager_rollout_rows(per_layer: torch.Tensor, rows: torch.Tensor) -> torch.Te
 
 def test_the_attention_pass_keeps_the_answer_rows_of_the_eager_maps_and_their_rollout(
         tiny_lm, monkeypatch):
-    """The rows it keeps (per layer and head) and the rollout it computes from its queries and
-    keys equal what eager attention's full [heads, L, L] maps give, within float error; it
-    counts one pass and leaves the model's attention as it was."""
+    """The rows it keeps (per layer and head) and the rollout it computes from the pass's
+    queries and keys equal what eager attention's full [heads, L, L] maps give, within float
+    error; it counts one pass and leaves the model's attention as it was."""
     rendered = tiny_lm.renderer(zelk_case()).render()
     start, end = rendered.target_token_span
     positions = range(start - 1, end - 1)
@@ -92,10 +92,11 @@ def test_the_attention_pass_keeps_the_answer_rows_of_the_eager_maps_and_their_ro
     assert torch.allclose(attention.rows.sum(-1), torch.ones(want.shape[:-1]), atol=1e-4)
     assert float(attention.rows[..., 0, rows[0] + 1:].abs().max()) == 0.0  # causal
     eager_rollout = _eager_rollout_rows(torch.stack([m.float().mean(0) for m in maps]), rows)
-    assert torch.allclose(attention.rollout(), eager_rollout, atol=1e-5)
+    assert torch.allclose(attention.rollout, eager_rollout, atol=1e-5)
+    assert not torch.allclose(attention.rollout, attention.rows[-1].mean(0), atol=1e-3)
     monkeypatch.setattr(answer_attention, "_ROLLOUT_BLOCK", 7)  # many blocks, a ragged last
-    assert length % 7 and torch.allclose(attention.rollout(), eager_rollout, atol=1e-5)
-    assert not torch.allclose(attention.rollout(), attention.rows[-1].mean(0), atol=1e-3)
+    blocked, _ = tiny_lm.attention_pass(rendered.input_ids, positions)
+    assert length % 7 and torch.allclose(blocked.rollout, eager_rollout, atol=1e-5)
 
 
 def test_the_attention_pass_scores_the_answer_as_a_plain_pass_does(tiny_lm):

@@ -17,15 +17,16 @@ import numpy as np
 import torch
 
 from relyscope.audits.provenance import without_sinks
-from relyscope.models import AnswerAttention, Rendered
+from relyscope.models import Rendered
 
 
-def row_features(attention: AnswerAttention, rendered: Rendered,
+def row_features(answer_rows: torch.Tensor, rendered: Rendered,
                  unit_ids: Sequence[str]) -> np.ndarray:
-    """Per answer row, unit and head: attention mass [A, U, layers * heads] (float32)."""
+    """Per answer row, unit and head: attention mass [A, U, layers * heads] (float32), from
+    the answer rows' attention [layers, heads, A, L] (`AnswerAttention.rows`)."""
     spans = [rendered.unit_token_spans.get(uid, (0, 0)) for uid in unit_ids]
     per_layer = []
-    for layer in attention.rows:  # [H, A, L]
+    for layer in answer_rows:  # [H, A, L]
         picked = without_sinks(layer.float())
         masses = torch.stack([picked[:, :, a:b].sum(-1) for a, b in spans], dim=-1)  # [H, A, U]
         per_layer.append(masses.permute(1, 2, 0))  # [A, U, H]

@@ -72,7 +72,7 @@ def case_outcomes(item: TrainingCase, lm: CausalLM, *, masks: int, keep_prob: fl
     case = item.case if item.case.answer is not None else lm.answer(item.case)
     config = AuditConfig(granularity=item.granularity, seed=seed)
     ctx = AuditContext(case, lm, config, Budget())
-    features = unit_features(row_features(ctx.answer_attention(), ctx.full, ctx.unit_ids))
+    features = unit_features(row_features(ctx.answer_attention().rows, ctx.full, ctx.unit_ids))
     rng = np.random.default_rng([seed, int(cache_key(item, lm, 0, 0, 0)[:8], 16)])
     drawn = random_masks(masks, len(ctx.unit_ids), keep_prob, rng)
     probes = [(ctx.removal([u for u, k in zip(ctx.unit_ids, m, strict=True) if not k]), ANSWER)

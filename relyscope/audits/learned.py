@@ -72,7 +72,8 @@ class LearnedAttributor(AuditMethod):
         info = ctx.lm.info
         weights = weights_for(info.id, ctx.lm.num_layers, ctx.lm.num_heads, settings.weights)
         before = ctx.passes
-        rows = row_features(ctx.answer_attention(), ctx.full, ctx.unit_ids)  # shared, cached pass
+        # the audit's shared attention pass (cached: no pass when provenance ran it)
+        rows = row_features(ctx.answer_attention().rows, ctx.full, ctx.unit_ids)
         estimate_passes = ctx.passes - before
         estimate = unit_features(rows) @ weights.vector()
         check, values, cut = self._verify(ctx, settings, estimate)

@@ -30,7 +30,7 @@ class AttentionProvenance(AuditMethod):
         attention = ctx.answer_attention()
         rendered = ctx.full
         answer_rows = without_sinks(attention.rows.float().mean(1))  # [Ly, A, L], head mean
-        rollout_rows = without_sinks(attention.rollout().unsqueeze(0))[0]
+        rollout_rows = without_sinks(attention.rollout.unsqueeze(0))[0]
         spans = {uid: rendered.unit_token_spans.get(uid, (0, 0)) for uid in ctx.unit_ids}
         layer_mass = {uid: answer_rows[:, :, a:b].sum(-1).mean(-1)
                       for uid, (a, b) in spans.items()}

@@ -1,12 +1,14 @@
 """The attention pass: one forward pass under SDPA that keeps, of every layer's attention, only
-what the methods read: the weights of the rows that predict the answer, per head, and each
-layer's queries and keys, from which the attention rollout of those rows is computed on demand.
+what the methods read: the weights of the rows that predict the answer, per head, and the
+attention rollout of those rows, computed from each layer's queries and keys (recorded during
+the pass, dropped after it).
 
 Eager attention with `output_attentions` instead materialises and returns the [heads, L, L]
 weights of every layer: memory and time that grow with L squared (for the packaged model at
 2048 tokens, 4.5 GB of weights and several times the time of an SDPA pass;
 `python -m bench.attention_pass` measures both). The rows kept here are [heads, A, L] for an
-answer of A tokens; the queries and keys, L x (heads + kv heads) x head size per layer.
+answer of A tokens; the queries and keys held during the pass, L x (heads + kv heads) x head
+size per layer.
 
 The capture is an attention implementation registered with transformers (SDPA for the
 output, so the pass's logits are a plain pass's, plus a record of the layer's queries and
@@ -88,39 +90,40 @@ def _weights(record: _LayerRecord, rows: torch.Tensor, length: int | None = None
 @dataclass
 class AnswerAttention:
     """Of one attention pass: `rows` [layers, heads, A, L], the attention weights of the
-    positions `positions` (the A rows that predict the answer's tokens), and the records
-    from which `rollout` is computed."""
+    positions `positions` (the A rows that predict the answer's tokens), and `rollout` [A, L],
+    those rows of the attention rollout."""
 
     rows: torch.Tensor
     positions: torch.Tensor
-    _records: Sequence[_LayerRecord]
+    rollout: torch.Tensor
 
-    def rollout(self) -> torch.Tensor:
-        """The answer rows of the attention rollout (Abnar & Zuidema) over the head-mean
-        attention of every layer: the product of 0.5 A + 0.5 I from the top layer down.
-        [A, L]; costs about half an eager attention computation (a block of rows at a time,
-        each over the keys it can see)."""
-        top = self.rows[-1].float().mean(0)
-        out = 0.5 * top
-        out[torch.arange(len(self.positions)), self.positions] += 0.5
-        for record in reversed(self._records[:-1]):
-            mixed = 0.5 * out
-            length = record.keys.shape[1]
-            for start in range(0, length, _ROLLOUT_BLOCK):
-                end = min(start + _ROLLOUT_BLOCK, length)
-                block = torch.arange(start, end, device=out.device)
-                # causal: rows before `end` see only the first `end` keys
-                mixed[:, :end] += 0.5 * out[:, block] @ _weights(record, block, end).mean(0)
-            out = mixed
-        return out
+
+def _rollout(rows: torch.Tensor, positions: torch.Tensor,
+             records: Sequence[_LayerRecord]) -> torch.Tensor:
+    """The answer rows of the attention rollout (Abnar & Zuidema) over the head-mean attention
+    of every layer: the product of 0.5 A + 0.5 I from the top layer down. [A, L]; costs about
+    half an eager attention computation (a block of rows at a time, each over the keys it can
+    see)."""
+    out = 0.5 * rows[-1].float().mean(0)
+    out[torch.arange(len(positions)), positions] += 0.5
+    for record in reversed(records[:-1]):
+        mixed = 0.5 * out
+        length = record.keys.shape[1]
+        for start in range(0, length, _ROLLOUT_BLOCK):
+            end = min(start + _ROLLOUT_BLOCK, length)
+            block = torch.arange(start, end, device=out.device)
+            # causal: rows before `end` see only the first `end` keys
+            mixed[:, :end] += 0.5 * out[:, block] @ _weights(record, block, end).mean(0)
+        out = mixed
+    return out
 
 
 @torch.inference_mode()
 def answer_attention(model: nn.Module, input_ids: Sequence[int], positions: Sequence[int],
                      target_len: int = 0) -> tuple[AnswerAttention, torch.Tensor | None]:
     """One forward pass of `input_ids` (the caller switches on IMPLEMENTATION): the attention
-    rows of `positions` and, with `target_len` > 0, the log-prob of each of the last
-    `target_len` tokens from the same pass (CPU float32 [target_len])."""
+    rows of `positions` and their rollout and, with `target_len` > 0, the log-prob of each of
+    the last `target_len` tokens from the same pass (CPU float32 [target_len])."""
     device = next(model.parameters()).device
     ids = torch.tensor([list(input_ids)], device=device)
     capture = _Capture(int(model.config.num_hidden_layers))
@@ -132,7 +135,9 @@ def answer_attention(model: nn.Module, input_ids: Sequence[int], positions: Sequ
                         "goes through transformers' AttentionInterface")
     rows = torch.tensor(list(positions), dtype=torch.long, device=device)
     maps = torch.stack([_weights(record, rows) for record in records])
-    attention = AnswerAttention(maps, rows, records)
+    # computed here, inside the pass the stop check priced, not later in a method; the
+    # queries and keys are dropped with the capture
+    attention = AnswerAttention(maps, rows, _rollout(maps, rows, records))
     if target_len <= 0:
         return attention, None
     logprobs = token_logprobs(out.logits[:, :-1], ids[:, -target_len:])[0]

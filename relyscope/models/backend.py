@@ -200,11 +200,13 @@ class CausalLM:
 
     def attention_pass(self, input_ids: Sequence[int], positions: Sequence[int],
                        target_len: int = 0) -> tuple[AnswerAttention, TargetScore | None]:
-        """The attention of rows `positions` (per layer and head) of one sequence, with what
-        the rollout of those rows needs, and with `target_len` > 0 the score of its last
+        """The attention of rows `positions` (per layer and head) of one sequence and those
+        rows' attention rollout, and with `target_len` > 0 the score of its last
         `target_len` tokens from the same pass (SDPA: a plain pass's logits, but not the
         batched scorer's bit for bit, so it is not put in the score cache); counts one pass."""
-        self._check_stop(len(input_ids))
+        # priced as two passes: the pass plus the rollout measured 1.5x-2.4x a pass alone at
+        # 1.8k-7.2k tokens (python -m bench.attention_pass); the old eager pass, 3x at 1.8k
+        self._check_stop(2 * len(input_ids))
         with self.attention_implementation(ANSWER_ROWS):
             attention, logprobs = answer_attention(self.model, input_ids, positions, target_len)
         self.cost.forward_passes += 1
