@@ -60,7 +60,7 @@ def measure(lm: CausalLM, units: int, eager_gb: float) -> dict[str, Any]:
     case = lm.answer(item.case)
     rendered = lm.renderer(case).render()
     start, end = rendered.target_token_span
-    positions = range(start - 1, end - 1)
+    positions = rendered.target_predicting_positions
     length = len(rendered.input_ids)
     config = lm.model.config
     maps_gb = config.num_hidden_layers * config.num_attention_heads * length**2 * 4 / 1e9

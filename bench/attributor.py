@@ -509,10 +509,9 @@ def speed(lm: CausalLM, units: int = 24, ablations: int = 64) -> dict[str, Any]:
     item = CaseMaker(HELD_OUT_SEED + 1).planted(0, units)
     case = lm.answer(item.case)
     rendered = lm.renderer(case).render()
-    start, end = rendered.target_token_span
-    lm.attention_pass(rendered.input_ids, range(start - 1, end - 1))  # warm-up, not timed
+    lm.attention_pass(rendered.input_ids, rendered.target_predicting_positions)  # warm-up
     started = time.perf_counter()
-    lm.attention_pass(rendered.input_ids, range(start - 1, end - 1))
+    lm.attention_pass(rendered.input_ids, rendered.target_predicting_positions)
     timings: dict[str, Any] = {"one_forward_pass_s": time.perf_counter() - started}
     _fresh_scores(lm)
     started = time.perf_counter()

@@ -138,7 +138,7 @@ def pass_outputs(lm: CausalLM, item: TrainingCase, seed: int) -> tuple[list[str]
         maps, logprobs = attention_maps(model, full.input_ids, len(full.target_ids))
     assert logprobs is not None
     start, end = full.target_token_span
-    rows = torch.arange(start - 1, end - 1)
+    rows = torch.tensor(full.target_predicting_positions)
     targets = torch.tensor(full.input_ids)[start:end]
     residual = final[0][rows]
     rms = residual.pow(2).mean(-1, keepdim=True).add(config.rms_norm_eps).sqrt()

@@ -74,8 +74,7 @@ def test_the_attention_pass_keeps_the_answer_rows_of_the_eager_maps_and_their_ro
     queries and keys equal what eager attention's full [heads, L, L] maps give, within float
     error; it counts one pass and leaves the model's attention as it was."""
     rendered = tiny_lm.renderer(zelk_case()).render()
-    start, end = rendered.target_token_span
-    positions = range(start - 1, end - 1)
+    positions = rendered.target_predicting_positions
     before = tiny_lm.cost.forward_passes
     attention, answer = tiny_lm.attention_pass(rendered.input_ids, positions)
     assert answer is None  # no target asked for
@@ -104,8 +103,8 @@ def test_the_attention_pass_scores_the_answer_as_a_plain_pass_does(tiny_lm):
     within 1e-4 (float32)."""
     rendered = tiny_lm.renderer(zelk_case()).render()
     target = len(rendered.target_ids)
-    start, end = rendered.target_token_span
-    _rows, answer = tiny_lm.attention_pass(rendered.input_ids, range(start - 1, end - 1), target)
+    _rows, answer = tiny_lm.attention_pass(rendered.input_ids,
+                                           rendered.target_predicting_positions, target)
     assert answer is not None and len(answer.token_logprobs) == target
     tiny_lm.scorer.cache = MemoryScoreCache()
     plain = tiny_lm.score([rendered])[0]

@@ -297,9 +297,9 @@ class AuditContext:
         it)."""
         if self._attention is None:
             self.require(1)
-            start, end = self.full.target_token_span
             attention, answer = self._metered(lambda: self.lm.attention_pass(
-                self.full.input_ids, range(start - 1, end - 1), len(self.full.target_ids)))
+                self.full.input_ids, self.full.target_predicting_positions,
+                len(self.full.target_ids)))
             self._attention = attention
             # the fast preset takes the full answer's score from this pass (one pass fewer);
             # other audits keep the plain scorer's, so their scores never depend on whether

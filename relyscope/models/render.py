@@ -81,6 +81,13 @@ class Rendered:
         start = len(self.prompt_ids)
         return start, start + len(self.target_ids)
 
+    @property
+    def target_predicting_positions(self) -> range:
+        """The positions whose next-token logits predict the target (one before each target
+        token): the rows an attention pass keeps."""
+        start, end = self.target_token_span
+        return range(start - 1, end - 1)
+
 
 def supports_native_tools(tokenizer: PreTrainedTokenizerBase) -> bool:
     template = tokenizer.chat_template
