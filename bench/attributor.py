@@ -560,6 +560,21 @@ def speed(lm: CausalLM, units: int = 24, ablations: int = 64) -> dict[str, Any]:
             "token_ratio_fast": base["scored_tokens"] / timings["fast"]["scored_tokens"]}
 
 
+def earlier_speed_runs(previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The summaries of the speed runs before this one: the last run's, added to those it
+    kept."""
+    if previous is None:
+        return []
+    t = previous["timings"]
+    summary = {"run": previous.get("run"), "one_scoring_pass_s": t.get("one_scoring_pass_s"),
+               "fast_s": [t["fast"]["seconds"], t["fast_again"]["seconds"]],
+               "ablation_64_s": t["ablation_64"]["seconds"],
+               "full_default_s": t.get("full_default", {}).get("seconds"),
+               "speedup_fast": previous["speedup_fast"],
+               "speedup_fast_vs_full_default": previous.get("speedup_fast_vs_full_default")}
+    return [*previous.get("earlier", []), summary]
+
+
 def profile(lm: CausalLM, units: int = 24, verify: int = 0) -> dict[str, Any]:
     """Where a fast audit's seconds go (cProfile, cumulative seconds of the named functions),
     on the speed step's case with an empty score cache, after one untimed audit."""
@@ -775,8 +790,7 @@ def markdown(data: dict[str, Any]) -> str:
                   f"run: {sp.get('run')}", "",
                   "| run | seconds | forward passes | scored tokens | top-1 | verification "
                   "LDS |", "|---|---|---|---|---|---|",
-                  f"| one forward pass with attention weights | {fmt(t['one_forward_pass_s'], 3)}"
-                  f" | 1 | | | |",
+                  f"| the attention pass alone | {fmt(t['one_forward_pass_s'], 3)} | 1 | | | |",
                   f"| one scoring pass | {fmt(t.get('one_scoring_pass_s'), 3)} | 1 | "
                   f"{sp.get('tokens')} | | |"]
         for name, v in t.items():
@@ -798,6 +812,15 @@ def markdown(data: dict[str, Any]) -> str:
                       f"{fmt(sp['speedup_fast_vs_full_default'], 1)}x (8 / 16 verification "
                       f"masks: {fmt(sp.get('speedup_fast_verify_8_vs_full_default'), 1)}x / "
                       f"{fmt(sp.get('speedup_fast_verify_16_vs_full_default'), 1)}x)", ""]
+        for run in sp.get("earlier", []):
+            info = run.get("run") or {}
+            lines += [f"Earlier run at commit `{info.get('commit')}` (load "
+                      f"{info.get('loadavg_start')} -> {info.get('loadavg_end')}): one scoring "
+                      f"pass {fmt(run['one_scoring_pass_s'], 2)} s; fast "
+                      f"{' / '.join(fmt(x) for x in run['fast_s'])} s; 64-mask ablation "
+                      f"{fmt(run['ablation_64_s'])} s ({fmt(run['speedup_fast'], 1)}x); full "
+                      f"default {fmt(run['full_default_s'])} s "
+                      f"({fmt(run['speedup_fast_vs_full_default'], 1)}x).", ""]
     if "profile" in data:
         pr = data["profile"]
         lines += [f"## Profile of one fast audit (verify {pr['verify']}, {fmt(pr['seconds'])} s)",
@@ -978,8 +1001,11 @@ def main() -> None:
                                   args.test_masks, Path(args.cache_dir))
         data["confirm"]["run"] = {**step_info, "loadavg_end": machine.load()}
     if "speed" in steps:
+        previous = data.get("speed")
         data["speed"] = speed(lm)
         data["speed"]["run"] = {**step_info, "loadavg_end": machine.load()}
+        # the machine's speed drifts between runs: each run's ratios are kept beside the last
+        data["speed"]["earlier"] = earlier_speed_runs(previous)
     if "profile" in steps:
         data["profile"] = profile(lm)
         data["profile"]["run"] = {**step_info, "loadavg_end": machine.load()}

@@ -1,5 +1,6 @@
 """The learned-attributor benchmark's model-free pieces: the verify=K replay, the grouped
-verification-mask design and the non-gold agreement of the ceiling step (bench/attributor.py)."""
+verification-mask design, the non-gold agreement of the ceiling step and the speed step's
+history (bench/attributor.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from bench.attributor import _filler_agreement, _grouped_masks, _verify_subsets
+from bench.attributor import (
+    _filler_agreement,
+    _grouped_masks,
+    _verify_subsets,
+    earlier_speed_runs,
+    markdown,
+)
 from bench.attributor_features import FEATURE_SETS, PassOutputs, _rollout_features
 from relyscope.audits.attributor_training import CaseOutcomes
 
@@ -89,3 +96,29 @@ def test_rollout_reaches_a_unit_through_the_token_the_answer_read() -> None:
                                        lambda m: m[..., 1:2].sum(-1, keepdim=True))
     np.testing.assert_allclose(indirect.numpy(), [[0.5, 0.0]])  # [unit, layer 0 | layer 1]
     np.testing.assert_allclose(mass.numpy(), [[0.0, 0.0]])
+
+
+def _speed_run(commit: str, fast: float, full: float, earlier: list | None = None) -> dict:
+    timings = {"one_forward_pass_s": 1.0, "one_scoring_pass_s": 0.9,
+               "fast": {"seconds": fast, "forward_passes": 15, "top1": "s1"},
+               "fast_again": {"seconds": fast + 0.2, "forward_passes": 15, "top1": "s1"},
+               "ablation_64": {"seconds": 4 * fast, "forward_passes": 73, "top1": "s1"},
+               "full_default": {"seconds": full, "forward_passes": 234, "top1": "s1"}}
+    run = {"units": 24, "tokens": 493, "gold": ["s1"], "timings": timings,
+           "speedup_fast": 4.0, "speedup_fast_vs_full_default": full / fast,
+           "full_default_methods": ["attention"], "run": {"commit": commit}}
+    return run | ({"earlier": earlier} if earlier is not None else {})
+
+
+def test_each_speed_run_keeps_the_ones_before_it() -> None:
+    assert earlier_speed_runs(None) == []
+    first = _speed_run("aaa", 4.0, 80.0)
+    second = _speed_run("bbb", 8.0, 150.0, earlier=earlier_speed_runs(first))
+    history = earlier_speed_runs(second)
+    assert [r["run"]["commit"] for r in history] == ["aaa", "bbb"]
+    assert history[0]["fast_s"] == [4.0, 4.2] and history[1]["full_default_s"] == 150.0
+    third = _speed_run("ccc", 6.0, 120.0, earlier=history)
+    text = markdown({"commit": "ccc", "machine": {"cpu": "x", "loadavg_start": [0.1]},
+                     "speed": third})
+    assert "Earlier run at commit `aaa`" in text and "Earlier run at commit `bbb`" in text
+    assert "(20.0x)" in text and "(18.8x)" in text  # each run's own full-default ratio
