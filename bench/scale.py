@@ -147,11 +147,14 @@ def relyscope_run(lm: CausalLM, case: Case, settings: dict[str, Any]
 
 def fast_run(lm: CausalLM, case: Case) -> tuple[np.ndarray, dict[str, Any]]:
     """The fast preset (attention pass, the learned estimate, its default verification
-    masks); the unit weights are the scores the report gives (refit to those masks)."""
-    backend = fresh(lm, "relyscope")
+    masks); the unit weights are the scores the report gives (refit to those masks). The
+    backend keeps the model's id: the packaged weights are found by it."""
+    backend = fresh(lm, lm.info.id)
     started, cpu = time.perf_counter(), time.process_time()
     report = run_audit(case, backend, AuditConfig.from_dict({"preset": "fast"}))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    if "learned" in report.errors:
+        raise RuntimeError(f"the fast preset's estimate failed: {report.errors['learned']}")
     weights = np.array([report.unit(u.id).reliance["learned"] for u in report.units])
     check = report.methods["learned"]["verification"]
     return weights, {"seconds": seconds, "cpu_seconds": cpu,
