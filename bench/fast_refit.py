@@ -1,0 +1,211 @@
+"""The fast path's estimate at real scale: ways to correct it with its verification masks.
+
+The fast preset refits the learned estimate to its K verification masks (estimate_refit: the
+estimate scaled, then a ridge correction toward the masks' outcomes). Its penalty and K were
+chosen on generated cases of 4-24 units. This bench asks how that refit does on real text at
+the side by side's scale (bench/scale.py's cases: four passages of Python's reference
+documentation, every sentence a unit, 40 units and 1,000+ prompt tokens, two planted
+sentences), beside other uses of the same K masks, all scored on the same held-out masks:
+
+- the zero-pass estimate;
+- the shipped refit (ridge toward the estimate, penalty 3);
+- the ablation method's LASSO surrogate on the same K masks alone (no estimate);
+- a sparse correction: the estimate scaled as the refit scales it, then the ablation method's
+  LASSO fit to what it leaves unexplained;
+- per case, the shipped refit or the LASSO surrogate, whichever has the lower leave-one-out
+  error over the K masks.
+
+No variant costs a pass beyond the K masks. Each case's pass outcomes are cached (resumable);
+`python -m bench.fast_refit [--cases N]` writes bench/results/fast_refit.{json,md}.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from bench import machine  # noqa: E402
+from bench.report import fmt, write_json  # noqa: E402
+from bench.scale import sentence_case  # noqa: E402
+from relyscope.audits.ablation import fit_surrogate, random_masks, spearman_lds  # noqa: E402
+from relyscope.audits.attributor_features import row_features, unit_features  # noqa: E402
+from relyscope.audits.attributor_weights import weights_for  # noqa: E402
+from relyscope.audits.base import AuditContext, Budget  # noqa: E402
+from relyscope.audits.estimate_refit import leave_one_out_predictions, refit  # noqa: E402
+from relyscope.audits.learned import LearnedAttributor, LearnedSettings  # noqa: E402
+from relyscope.config import AuditConfig  # noqa: E402
+from relyscope.models import CausalLM, Variant  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+VERIFY = (8, 12, 16)  # the first K of the method's own 16 verification draws
+HELD_OUT = 32
+HELD_OUT_SEED = 20_000
+ALPHA = 0.01  # the ablation method's LASSO penalty per answer token
+PENALTY = LearnedSettings().refit_penalty
+
+
+def case_outcomes(lm: CausalLM, index: int, cache: Path) -> dict[str, Any]:
+    """One case's zero-pass estimate, verification and held-out masks and their outcomes
+    (the answer's logit-scaled probability), from the cache when it has them."""
+    case = sentence_case(index)
+    file = cache / f"{case.id}.json"
+    if file.is_file():
+        return json.loads(file.read_text(encoding="utf-8"))
+    started = time.perf_counter()
+    config = AuditConfig.from_dict({"preset": "fast",
+                                    "method_settings": {"learned": {"verify": max(VERIFY)}}})
+    ctx = AuditContext(case, lm, config, Budget())
+    weights = weights_for(lm.info.id, lm.num_layers, lm.num_heads, None)
+    rows = row_features(ctx.answer_attention().rows, ctx.full, ctx.unit_ids)
+    estimate = unit_features(rows) @ weights.vector()
+    method = LearnedAttributor()
+    verify = method._masks(ctx, method.settings(ctx))
+    held = random_masks(HELD_OUT, len(ctx.unit_ids), 0.5, np.random.default_rng(
+        HELD_OUT_SEED + index))
+    renderer = lm.renderer(case)
+    variants = [Variant.without([u for u, keep in zip(ctx.unit_ids, m, strict=True) if not keep])
+                for m in [*verify, *held]]
+    outcomes = [s.logit_prob for s in lm.score([renderer.render(v) for v in variants])]
+    data = {"case": case.id, "units": ctx.unit_ids, "gold": case.metadata["gold"],
+            "prompt_tokens": len(ctx.full.prompt_ids),
+            "answer_tokens": len(ctx.full.target_ids), "estimate": estimate.tolist(),
+            "verify_masks": verify.astype(int).tolist(),
+            "verify_outcomes": outcomes[:len(verify)],
+            "held_masks": held.astype(int).tolist(), "held_outcomes": outcomes[len(verify):],
+            "seconds": time.perf_counter() - started}
+    cache.mkdir(parents=True, exist_ok=True)
+    file.write_text(json.dumps(data), encoding="utf-8")
+    return data
+
+
+def _lasso(masks: np.ndarray, outcomes: np.ndarray, answer_tokens: int) -> np.ndarray:
+    return fit_surrogate(masks, outcomes, ALPHA, answer_tokens)[0]
+
+
+def sparse_correction(masks: np.ndarray, outcomes: np.ndarray, estimate: np.ndarray,
+                      answer_tokens: int) -> np.ndarray:
+    """The estimate scaled to the outcomes (as the refit scales it), plus the LASSO fit of
+    what that leaves unexplained."""
+    design = masks - masks.mean(0)
+    centred = outcomes - outcomes.mean()
+    predicted = design @ estimate
+    power = float(predicted @ predicted)
+    scale = max(0.0, float(predicted @ centred) / power) if power > 0 else 1.0
+    start = scale * estimate
+    return start + _lasso(masks, outcomes - masks @ start, answer_tokens)
+
+
+def _loo_error(masks: np.ndarray, outcomes: np.ndarray,
+               fit: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> float:
+    errors = []
+    for left_out in range(len(masks)):
+        rest = np.arange(len(masks)) != left_out
+        scores = fit(masks[rest], outcomes[rest])
+        centred = masks[left_out] - masks[rest].mean(0)
+        errors.append(outcomes[left_out] - outcomes[rest].mean() - centred @ scores)
+    return float(np.mean(np.square(errors)))
+
+
+def variants(d: dict[str, Any], k: int) -> dict[str, np.ndarray]:
+    """Each variant's unit scores from the case's first k verification masks."""
+    masks = np.asarray(d["verify_masks"][:k], dtype=np.float64)
+    outcomes = np.asarray(d["verify_outcomes"][:k])
+    estimate = np.asarray(d["estimate"])
+    tokens = d["answer_tokens"]
+    shipped = refit(masks, outcomes, estimate, PENALTY)
+    lasso = _lasso(masks, outcomes, tokens)
+    shipped_error = float(np.mean(np.square(
+        leave_one_out_predictions(masks, outcomes, estimate, PENALTY) - outcomes)))
+    lasso_error = _loo_error(masks, outcomes, lambda m, o: _lasso(m, o, tokens))
+    return {"zero-pass estimate": estimate, "shipped refit": shipped,
+            "LASSO on the masks alone": lasso,
+            "sparse correction": sparse_correction(masks, outcomes, estimate, tokens),
+            "refit or LASSO by leave-one-out error":
+                shipped if shipped_error <= lasso_error else lasso}
+
+
+def evaluate(cases: list[dict[str, Any]]) -> dict[str, Any]:
+    table: dict[str, dict[str, dict[str, float | None]]] = {}
+    for k in VERIFY:
+        per: dict[str, list[tuple[float | None, bool]]] = {}
+        for d in cases:
+            held = np.asarray(d["held_masks"], dtype=np.float64)
+            actual = np.asarray(d["held_outcomes"])
+            for name, scores in variants(d, k).items():
+                hit = d["units"][int(np.argmax(scores))] in d["gold"]
+                per.setdefault(name, []).append((spearman_lds(held @ scores, actual), hit))
+        table[str(k)] = {name: {
+            "lds": float(np.mean([x for x, _ in rows if x is not None])),
+            "lds_min": float(np.min([x for x, _ in rows if x is not None])),
+            "top1_in_gold": float(np.mean([h for _, h in rows]))} for name, rows in per.items()}
+    return table
+
+
+def markdown(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    cases = result["cases"]
+    lines = ["# The fast path's estimate at real scale: corrections from its verification masks",
+             "", f"Commit `{result['commit']}`; {m['cpu']}, load {m['loadavg_start']} -> "
+             f"{m.get('loadavg_end')}; `python -m bench.fast_refit --cases {len(cases)}`.", "",
+             f"{len(cases)} real-text cases (bench/scale.py's: every sentence of four passages "
+             f"a unit; {min(c['units'] for c in cases)}-{max(c['units'] for c in cases)} units, "
+             f"{min(c['prompt_tokens'] for c in cases)}-{max(c['prompt_tokens'] for c in cases)}"
+             " prompt tokens; two planted sentences each, the gold). The first K of the fast "
+             f"path's own verification draws; LDS on {HELD_OUT} held-out masks per case (mean, "
+             "and the lowest case); top-1 in gold: the share of cases whose top unit is a "
+             "planted sentence.", "",
+             "| K | variant | LDS | lowest case | top-1 in gold |", "|---|---|---|---|---|"]
+    for k, rows in result["table"].items():
+        for name, r in rows.items():
+            lines.append(f"| {k} | {name} | {fmt(r['lds'], 3)} | {fmt(r['lds_min'], 3)} | "
+                         f"{fmt(r['top1_in_gold'])} |")
+    lines += ["", "| case | units | prompt tokens | seconds (pass outcomes) |",
+              "|---|---|---|---|"]
+    lines += [f"| {c['case']} | {c['units']} | {c['prompt_tokens']} | {fmt(c['seconds'], 0)} |"
+              for c in cases]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.fast_refit", description=__doc__)
+    parser.add_argument("--cases", type=int, default=10)
+    parser.add_argument("--cache-dir", default=str(Path(tempfile.gettempdir())
+                                                   / "relyscope-fast-refit"))
+    args = parser.parse_args(argv)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                            cwd=ROOT).stdout.strip()
+    info = machine.machine_info()
+    lm = CausalLM.load()
+    cases = []
+    for index in range(args.cases):
+        cases.append(case_outcomes(lm, index, Path(args.cache_dir)))
+        print(f"{cases[-1]['case']}: {len(cases[-1]['units'])} units, "
+              f"{cases[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
+    info["loadavg_end"] = machine.load()
+    result = {"commit": commit, "machine": info, "table": evaluate(cases),
+              "cases": [{"case": c["case"], "units": len(c["units"]),
+                         "prompt_tokens": c["prompt_tokens"], "seconds": c["seconds"]}
+                        for c in cases]}
+    write_json(RESULTS / "fast_refit.json", result)
+    (RESULTS / "fast_refit.md").write_text(markdown(result), encoding="utf-8")
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
