@@ -25,6 +25,9 @@ Steps (python -m bench.attributor [--steps quality,calibrate,speed,...]):
   not fit on) on the quality step's cases (cached outcomes): held-out LDS beside the plain
   estimate and the ablation surrogate on the same K masks (K = 4, 8, 12, 16), a per-case penalty
   by leave-one-out error, and how close a leave-one-out LDS over the K masks comes to it.
+- backwards: the refit at the default penalty where a case's K masks order themselves against
+  the estimate, scaled to 0 and fit from nothing (shipped) or kept as it is, on the quality
+  step's cases (cached outcomes), each disjoint block of K masks; how many blocks that is.
 - confirm: the fast path's default (the refit to `verify` masks, both chosen on the quality
   step's cases) on 50 cases of another seed (`--confirm-seed`), which no choice saw: the
   quality step's columns there and the refit's LDS per disjoint block of `verify` masks.
@@ -74,7 +77,12 @@ from relyscope.audits.attributor_training import (
 )
 from relyscope.audits.attributor_weights import packaged_path, weights_for
 from relyscope.audits.base import ANSWER, AuditContext, Budget
-from relyscope.audits.estimate_refit import leave_one_out_lds, leave_one_out_predictions, refit
+from relyscope.audits.estimate_refit import (
+    estimate_scale,
+    leave_one_out_lds,
+    leave_one_out_predictions,
+    refit,
+)
 from relyscope.audits.learned import LearnedSettings
 from relyscope.config import AuditConfig
 from relyscope.models import CausalLM, Variant
@@ -83,8 +91,8 @@ from relyscope.models.scoring import MemoryScoreCache
 from relyscope.models.tree import TokenTrie
 
 RESULTS = Path(__file__).parent / "results"
-STEPS = ("quality", "compare", "ceiling", "variants", "calibrate", "confirm", "speed",
-         "profile", "designs", "retrain")
+STEPS = ("quality", "compare", "ceiling", "variants", "calibrate", "backwards", "confirm",
+         "speed", "profile", "designs", "retrain")
 HELD_OUT_SEED = 1001  # training uses seed 0 and the even-numbered demo questions
 
 
@@ -278,6 +286,14 @@ def _linear_scores(d: CaseOutcomes, weights: np.ndarray,
     return (transform(d) if transform else d).features.astype(np.float64) @ weights
 
 
+def held_out_outcomes(lm: CausalLM, q: dict[str, Any], held_cache: Path) -> list[CaseOutcomes]:
+    """The quality step's held-out cases with their train and test masks' outcomes (from its
+    cache; a missing case is scored)."""
+    return [case_outcomes(c, lm, masks=q["settings"]["train_masks"] + q["settings"]["test_masks"],
+                          keep_prob=0.5, seed=HELD_OUT_SEED, cache_dir=held_cache)
+            for c in training_cases(q["settings"]["cases"], HELD_OUT_SEED, real_split="held_out")]
+
+
 def held_out_quality(held: Sequence[CaseOutcomes], score: Callable[[CaseOutcomes], np.ndarray],
                      test_from: int) -> tuple[dict[str, float | None], float | None]:
     """Mean LDS on each held-out case's masks from `test_from` on, over all cases and per
@@ -306,9 +322,7 @@ def variants(lm: CausalLM, q: dict[str, Any], held_cache: Path, train_cache: Pat
     items = training_cases(most, 0)
     train_all = [case_outcomes(c, lm, masks=masks, keep_prob=0.5, seed=0, cache_dir=train_cache)
                  for c in items]
-    held = [case_outcomes(c, lm, masks=q["settings"]["train_masks"] + q["settings"]["test_masks"],
-                          keep_prob=0.5, seed=HELD_OUT_SEED, cache_dir=held_cache)
-            for c in training_cases(q["settings"]["cases"], HELD_OUT_SEED, real_split="held_out")]
+    held = held_out_outcomes(lm, q, held_cache)
     test_from = q["settings"]["train_masks"]
     rows = {}
     for name, (n, transform, at_held_out) in _VARIANTS.items():
@@ -400,9 +414,7 @@ def calibrate(lm: CausalLM, q: dict[str, Any], held_cache: Path, train_cache: Pa
     fit_ids = {c.case.id for c in fit_on}
     select = [case_outcomes(c, lm, masks=masks, keep_prob=0.5, seed=0, cache_dir=train_cache)
               for c in training_cases(selection_cases, 0) if c.case.id not in fit_ids]
-    held = [case_outcomes(c, lm, masks=q["settings"]["train_masks"] + q["settings"]["test_masks"],
-                          keep_prob=0.5, seed=HELD_OUT_SEED, cache_dir=held_cache)
-            for c in training_cases(q["settings"]["cases"], HELD_OUT_SEED, real_split="held_out")]
+    held = held_out_outcomes(lm, q, held_cache)
     test_from = q["settings"]["train_masks"]
 
     def prior(d: CaseOutcomes) -> np.ndarray:
@@ -463,6 +475,35 @@ def calibrate(lm: CausalLM, q: dict[str, Any], held_cache: Path, train_cache: Pa
             "penalty": 0.01, "mean_lds": lasso_lds, "precision_at_1_single_planted": lasso_p1}
         print(k, penalty, mean_lds["all"], flush=True)
     return {"held_out_cases": len(held), "selection_cases": len(select), "rows": rows}
+
+
+def backwards(lm: CausalLM, q: dict[str, Any], held_cache: Path) -> dict[str, Any]:
+    """The refit at the method's default penalty when a case's K masks order themselves
+    against the estimate (least-squares scale of 0 or below): scaled to 0 and fit from nothing
+    ("zero") or kept as it is ("keep"), on the quality step's held-out cases, each disjoint
+    block of K train masks (cached outcomes, no model pass). Where no block of a case is
+    backwards the two are identical."""
+    weights = weights_for(lm.info.id, lm.num_layers, lm.num_heads, None).vector()
+    held = held_out_outcomes(lm, q, held_cache)
+    test_from = q["settings"]["train_masks"]
+    penalty = LearnedSettings().refit_penalty
+
+    def prior(d: CaseOutcomes) -> np.ndarray:
+        return d.features.astype(np.float64) @ weights
+
+    rows: dict[str, Any] = {}
+    for k in CALIBRATE_KS:
+        blocks = test_from // k
+        count = sum(estimate_scale(d.masks[b * k:(b + 1) * k], d.targets[b * k:(b + 1) * k],
+                                   prior(d)) <= 0 for d in held for b in range(blocks))
+        rows[str(k)] = {"backwards_case_blocks": int(count), "case_blocks": len(held) * blocks}
+        for mode in ("zero", "keep"):
+            quality = _by_block(held, k, test_from, prior,
+                                partial(refit, penalty=penalty, backwards=mode))
+            rows[str(k)][mode] = {"lds_all_by_mask_block": [lds["all"] for lds, _p in quality],
+                                  "precision_at_1_single_planted_first_block": quality[0][1]}
+        print(k, rows[str(k)]["backwards_case_blocks"], flush=True)
+    return {"held_out_cases": len(held), "penalty": penalty, "rows": rows}
 
 
 VERIFY_KS = (4, 8)
@@ -780,6 +821,8 @@ def markdown(data: dict[str, Any]) -> str:
         lines.append("")
     if "calibrate" in data:
         lines += _calibrate_markdown(data["calibrate"])
+    if "backwards" in data:
+        lines += _backwards_markdown(data["backwards"])
     if "confirm" in data:
         lines += _confirm_markdown(data["confirm"])
     if "speed" in data:
@@ -897,6 +940,28 @@ def _fixed_row(k: int) -> str:
     return f"learned, refit to its {k} verification masks"
 
 
+def _backwards_markdown(b: dict[str, Any]) -> list[str]:
+    lines = ["## When the masks order themselves against the estimate", "",
+             f"{b['held_out_cases']} held-out cases (the quality step's); the refit at the "
+             f"default penalty {fmt(b['penalty'])} from each disjoint block of K train masks, LDS "
+             "(all cases) on the 16 test masks, mean over blocks. Where a block's least-squares "
+             "scale of the estimate is 0 or below, the shipped refit scales the estimate to 0 "
+             "and fits the K masks from nothing; the other keeps the estimate as it is. "
+             f"Run: {b.get('run')}", "",
+             "| K | backwards (case, block) pairs | scaled to 0 (shipped) | kept | range over "
+             "blocks, shipped / kept | precision@1 single planted, first block, shipped / kept |",
+             "|---|---|---|---|---|---|"]
+    for k, r in b["rows"].items():
+        zero, keep = r["zero"]["lds_all_by_mask_block"], r["keep"]["lds_all_by_mask_block"]
+        lines.append(f"| {k} | {r['backwards_case_blocks']} of {r['case_blocks']} | "
+                     f"{fmt(_mean(zero), 3)} | {fmt(_mean(keep), 3)} | "
+                     f"{fmt(min(zero), 3)}-{fmt(max(zero), 3)} / "
+                     f"{fmt(min(keep), 3)}-{fmt(max(keep), 3)} | "
+                     f"{fmt(r['zero']['precision_at_1_single_planted_first_block'])} / "
+                     f"{fmt(r['keep']['precision_at_1_single_planted_first_block'])} |")
+    return lines + [""]
+
+
 def _calibrate_markdown(c: dict[str, Any]) -> list[str]:
     groups = sorted({g for r in c["rows"].values() for g in r["mean_lds"]},
                     key=lambda g: (g != "all", g))
@@ -996,6 +1061,9 @@ def main() -> None:
         data["calibrate"] = calibrate(lm, data["quality"], Path(args.cache_dir),
                                       Path(args.train_cache_dir))
         data["calibrate"]["run"] = {**step_info, "loadavg_end": machine.load()}
+    if "backwards" in steps:  # after quality: its cached outcomes
+        data["backwards"] = backwards(lm, data["quality"], Path(args.cache_dir))
+        data["backwards"]["run"] = {**step_info, "loadavg_end": machine.load()}
     if "confirm" in steps:
         data["confirm"] = confirm(lm, args.confirm_seed, args.cases, args.train_masks,
                                   args.test_masks, Path(args.cache_dir))

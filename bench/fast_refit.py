@@ -8,7 +8,8 @@ documentation, every sentence a unit, 40 units and 1,000+ prompt tokens, two pla
 sentences), beside other uses of the same K masks, all scored on the same held-out masks:
 
 - the zero-pass estimate;
-- the shipped refit (ridge toward the estimate, penalty 3);
+- the shipped refit (ridge toward the estimate, penalty 3), and the same refit keeping the
+  estimate where the masks order themselves against it (`backwards="keep"`);
 - the ablation method's LASSO surrogate on the same K masks alone (no estimate);
 - a sparse correction: the estimate scaled as the refit scales it, then the ablation method's
   LASSO fit to what it leaves unexplained;
@@ -45,7 +46,11 @@ from relyscope.audits.ablation import fit_surrogate, random_masks, spearman_lds 
 from relyscope.audits.attributor_features import row_features, unit_features  # noqa: E402
 from relyscope.audits.attributor_weights import weights_for  # noqa: E402
 from relyscope.audits.base import AuditContext, Budget  # noqa: E402
-from relyscope.audits.estimate_refit import leave_one_out_predictions, refit  # noqa: E402
+from relyscope.audits.estimate_refit import (  # noqa: E402
+    estimate_scale,
+    leave_one_out_predictions,
+    refit,
+)
 from relyscope.audits.learned import LearnedAttributor, LearnedSettings  # noqa: E402
 from relyscope.config import AuditConfig  # noqa: E402
 from relyscope.models import CausalLM, Variant  # noqa: E402
@@ -133,6 +138,8 @@ def variants(d: dict[str, Any], k: int) -> dict[str, np.ndarray]:
         leave_one_out_predictions(masks, outcomes, estimate, PENALTY) - outcomes)))
     lasso_error = _loo_error(masks, outcomes, lambda m, o: _lasso(m, o, tokens))
     return {"zero-pass estimate": estimate, "shipped refit": shipped,
+            "refit, keeping an estimate the masks order backwards":
+                refit(masks, outcomes, estimate, PENALTY, backwards="keep"),
             "LASSO on the masks alone": lasso,
             "sparse correction": sparse_correction(masks, outcomes, estimate, tokens),
             "refit or LASSO by leave-one-out error":
@@ -141,7 +148,11 @@ def variants(d: dict[str, Any], k: int) -> dict[str, np.ndarray]:
 
 def evaluate(cases: list[dict[str, Any]]) -> dict[str, Any]:
     table: dict[str, dict[str, dict[str, float | None]]] = {}
+    backwards: dict[str, int] = {}
     for k in VERIFY:
+        backwards[str(k)] = sum(estimate_scale(np.asarray(d["verify_masks"][:k]),
+                                               np.asarray(d["verify_outcomes"][:k]),
+                                               np.asarray(d["estimate"])) <= 0 for d in cases)
         per: dict[str, list[tuple[float | None, bool]]] = {}
         for d in cases:
             held = np.asarray(d["held_masks"], dtype=np.float64)
@@ -153,7 +164,7 @@ def evaluate(cases: list[dict[str, Any]]) -> dict[str, Any]:
             "lds": float(np.mean([x for x, _ in rows if x is not None])),
             "lds_min": float(np.min([x for x, _ in rows if x is not None])),
             "top1_in_gold": float(np.mean([h for _, h in rows]))} for name, rows in per.items()}
-    return table
+    return {"by_k": table, "backwards_cases": backwards}
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -170,11 +181,14 @@ def markdown(result: dict[str, Any]) -> str:
              "and the lowest case); top-1 in gold: the share of cases whose top unit is a "
              "planted sentence.", "",
              "| K | variant | LDS | lowest case | top-1 in gold |", "|---|---|---|---|---|"]
-    for k, rows in result["table"].items():
+    for k, rows in result["table"]["by_k"].items():
         for name, r in rows.items():
             lines.append(f"| {k} | {name} | {fmt(r['lds'], 3)} | {fmt(r['lds_min'], 3)} | "
                          f"{fmt(r['top1_in_gold'])} |")
-    lines += ["", "| case | units | prompt tokens | seconds (pass outcomes) |",
+    lines += ["", "Cases whose K masks order themselves against the estimate (a least-squares "
+              "scale of 0 or below, where the two refits differ): " + ", ".join(
+                  f"K = {k}: {n}" for k, n in result["table"]["backwards_cases"].items()) + ".",
+              "", "| case | units | prompt tokens | seconds (pass outcomes) |",
               "|---|---|---|---|"]
     lines += [f"| {c['case']} | {c['units']} | {c['prompt_tokens']} | {fmt(c['seconds'], 0)} |"
               for c in cases]

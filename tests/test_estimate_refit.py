@@ -10,6 +10,7 @@ from hypothesis.extra.numpy import arrays
 
 from relyscope.audits.ablation import spearman_lds
 from relyscope.audits.estimate_refit import (
+    estimate_scale,
     leave_one_out_lds,
     leave_one_out_predictions,
     refit,
@@ -38,6 +39,26 @@ def test_a_heavy_penalty_keeps_the_estimate_scaled_to_the_outcomes() -> None:
     # an estimate that orders the masks backwards is scaled to 0, never turned around
     np.testing.assert_allclose(refit(masks, -(masks @ estimate), estimate, 1e9), 0.0,
                                atol=1e-6)
+
+
+def test_an_estimate_the_masks_order_backwards_is_kept_when_asked() -> None:
+    """"zero" (the default) drops the estimate and fits the masks from nothing; "keep" returns
+    it unchanged; both agree wherever the scale is positive."""
+    rng = np.random.default_rng(5)
+    estimate = np.array([2.0, 0.0, 1.0, 0.5, 0.0, 0.3])
+    masks = _masks(rng, 8, len(estimate))
+    backwards = -(masks @ estimate) + rng.normal(scale=0.1, size=8)
+    assert estimate_scale(masks, backwards, estimate) < 0
+    kept = refit(masks, backwards, estimate, 3.0, backwards="keep")
+    np.testing.assert_array_equal(kept, estimate)
+    dropped = refit(masks, backwards, estimate, 3.0)
+    assert spearman_lds(masks @ dropped, backwards) > 0.5  # fit to the masks instead
+    forwards = masks @ (1.5 * estimate) + rng.normal(scale=0.1, size=8)
+    assert estimate_scale(masks, forwards, estimate) == pytest.approx(1.5, abs=0.1)
+    np.testing.assert_array_equal(refit(masks, forwards, estimate, 3.0, backwards="keep"),
+                                  refit(masks, forwards, estimate, 3.0))
+    # the leave-one-out check uses the same rule: kept, each mask is predicted by the estimate
+    assert leave_one_out_lds(masks, backwards, estimate, 3.0, backwards="keep") < 0
 
 
 def test_leave_one_out_does_not_credit_a_fit_to_noise() -> None:

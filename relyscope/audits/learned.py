@@ -25,7 +25,12 @@ from relyscope.audits.ablation import random_masks, spearman_lds
 from relyscope.audits.attributor_features import row_features, unit_features
 from relyscope.audits.attributor_weights import weights_for
 from relyscope.audits.base import ANSWER, AuditContext, MethodResult, Probe
-from relyscope.audits.estimate_refit import leave_one_out_lds, refit
+from relyscope.audits.estimate_refit import (
+    Backwards,
+    estimate_scale,
+    leave_one_out_lds,
+    refit,
+)
 from relyscope.audits.method import AuditMethod, MethodSettings, Outcome
 
 LABEL = "reliance estimate (learned attention attributor), not measured"
@@ -45,6 +50,9 @@ class LearnedSettings(MethodSettings):
     # calibrate bench found no gain at 4); None: never
     refit_from: int | None = Field(default=8, ge=3)
     refit_penalty: float = Field(default=3.0, gt=0.0)  # chosen by bench.attributor calibrate
+    # masks that order themselves against the estimate (least-squares scale <= 0): "zero" fits
+    # them from nothing, "keep" keeps the estimate (estimate_refit; bench.attributor backwards)
+    refit_backwards: Backwards = "zero"
 
 
 class LearnedAttributor(AuditMethod):
@@ -114,9 +122,13 @@ class LearnedAttributor(AuditMethod):
             actual = np.array([scored[probes[i]].logit_prob for i in have])
             lds = plain_lds = spearman_lds(kept @ estimate, actual)
             if settings.refit_from is not None and len(have) >= settings.refit_from:
-                values = refit(kept, actual, estimate, settings.refit_penalty)
-                lds = leave_one_out_lds(kept, actual, estimate, settings.refit_penalty)
+                fit = {"penalty": settings.refit_penalty, "backwards": settings.refit_backwards}
+                values = refit(kept, actual, estimate, **fit)
+                lds = leave_one_out_lds(kept, actual, estimate, **fit)
+                scale = estimate_scale(kept, actual, estimate)
                 refit_info = {"masks": len(have), "penalty": settings.refit_penalty,
+                              "scale": scale, "estimate_kept": bool(
+                                  scale <= 0 and settings.refit_backwards == "keep"),
                               "lds": "leave-one-out over the masks"}
         top = int(np.argmax(values))
         predicted = float(values[top])
