@@ -179,7 +179,9 @@ def markdown(result: dict[str, Any]) -> str:
              " prompt tokens; two planted sentences each, the gold). The first K of the fast "
              f"path's own verification draws; LDS on {HELD_OUT} held-out masks per case (mean, "
              "and the lowest case); top-1 in gold: the share of cases whose top unit is a "
-             "planted sentence.", "",
+             "planted sentence. Pass outcomes come from the per-case cache where it has them "
+             "(a rerun after a change to the corrections alone scores nothing again; the "
+             "seconds below are the run that scored each case).", "",
              "| K | variant | LDS | lowest case | top-1 in gold |", "|---|---|---|---|---|"]
     for k, rows in result["table"]["by_k"].items():
         for name, r in rows.items():
