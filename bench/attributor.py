@@ -26,8 +26,9 @@ Steps (python -m bench.attributor [--steps quality,calibrate,speed,...]):
   estimate and the ablation surrogate on the same K masks (K = 4, 8, 12, 16), a per-case penalty
   by leave-one-out error, and how close a leave-one-out LDS over the K masks comes to it.
 - backwards: the refit at the default penalty where a case's K masks order themselves against
-  the estimate, scaled to 0 and fit from nothing (shipped) or kept as it is, on the quality
-  step's cases (cached outcomes), each disjoint block of K masks; how many blocks that is.
+  the estimate, the ridge started from nothing (shipped before) or from the unscaled estimate
+  (the default), on the quality step's cases (cached outcomes), each disjoint block of K
+  masks; how many blocks that is.
 - confirm: the fast path's default (the refit to `verify` masks, both chosen on the quality
   step's cases) on 50 cases of another seed (`--confirm-seed`), which no choice saw: the
   quality step's columns there and the refit's LDS per disjoint block of `verify` masks.
@@ -360,13 +361,16 @@ def confirm(lm: CausalLM, seed: int, n_cases: int, train_masks: int, test_masks:
             for c in training_cases(n_cases, seed, real_split="held_out")]
     blocks = _by_block(held, settings.verify, train_masks,
                        lambda d: d.features.astype(np.float64) @ shipped,
-                       partial(refit, penalty=settings.refit_penalty))
+                       partial(refit, penalty=settings.refit_penalty,
+                               backwards=settings.refit_backwards))
     first = {d.case_id: refit(d.masks[:settings.verify], d.targets[:settings.verify],
-                              d.features.astype(np.float64) @ shipped, settings.refit_penalty)
+                              d.features.astype(np.float64) @ shipped, settings.refit_penalty,
+                              settings.refit_backwards)
              for d in held if d.case_id in stated}
     refit_stated = [d.unit_ids[int(np.argmax(first[d.case_id]))] in d.gold
                     for d in held if d.case_id in stated]
     return {"seed": seed, "verify": settings.verify, "penalty": settings.refit_penalty,
+            "backwards": settings.refit_backwards,
             "refit_precision_at_1_value_stated": float(np.mean(refit_stated)) if refit_stated
             else None,
             "cases": q["cases"],
@@ -479,10 +483,10 @@ def calibrate(lm: CausalLM, q: dict[str, Any], held_cache: Path, train_cache: Pa
 
 def backwards(lm: CausalLM, q: dict[str, Any], held_cache: Path) -> dict[str, Any]:
     """The refit at the method's default penalty when a case's K masks order themselves
-    against the estimate (least-squares scale of 0 or below): scaled to 0 and fit from nothing
-    ("zero") or kept as it is ("keep"), on the quality step's held-out cases, each disjoint
-    block of K train masks (cached outcomes, no model pass). Where no block of a case is
-    backwards the two are identical."""
+    against the estimate (least-squares scale of 0 or below): the ridge started from nothing
+    ("zero", shipped before) or from the unscaled estimate ("keep", the default), on the
+    quality step's held-out cases, each disjoint block of K train masks (cached outcomes, no
+    model pass). Where no block of a case is backwards the two are identical."""
     weights = weights_for(lm.info.id, lm.num_layers, lm.num_heads, None).vector()
     held = held_out_outcomes(lm, q, held_cache)
     test_from = q["settings"]["train_masks"]
@@ -945,11 +949,13 @@ def _backwards_markdown(b: dict[str, Any]) -> list[str]:
              f"{b['held_out_cases']} held-out cases (the quality step's); the refit at the "
              f"default penalty {fmt(b['penalty'])} from each disjoint block of K train masks, LDS "
              "(all cases) on the 16 test masks, mean over blocks. Where a block's least-squares "
-             "scale of the estimate is 0 or below, the shipped refit scales the estimate to 0 "
-             "and fits the K masks from nothing; the other keeps the estimate as it is. "
+             "scale of the estimate is 0 or below, the refit shipped before scaled the "
+             "estimate to 0 and fit the K masks from nothing; the default now starts the "
+             "ridge from the unscaled estimate. "
              f"Run: {b.get('run')}", "",
-             "| K | backwards (case, block) pairs | scaled to 0 (shipped) | kept | range over "
-             "blocks, shipped / kept | precision@1 single planted, first block, shipped / kept |",
+             "| K | backwards (case, block) pairs | from nothing (before) | from the estimate "
+             "(default) | range over blocks, before / default | precision@1 single planted, "
+             "first block, before / default |",
              "|---|---|---|---|---|---|"]
     for k, r in b["rows"].items():
         zero, keep = r["zero"]["lds_all_by_mask_block"], r["keep"]["lds_all_by_mask_block"]

@@ -8,8 +8,9 @@ documentation, every sentence a unit, 40 units and 1,000+ prompt tokens, two pla
 sentences), beside other uses of the same K masks, all scored on the same held-out masks:
 
 - the zero-pass estimate;
-- the shipped refit (ridge toward the estimate, penalty 3), and the same refit keeping the
-  estimate where the masks order themselves against it (`backwards="keep"`);
+- the shipped refit (ridge toward the estimate, penalty 3; where the masks order themselves
+  against the estimate, the ridge starts from it unscaled), and the refit shipped before,
+  which scaled such an estimate to 0 and fit the masks from nothing;
 - the ablation method's LASSO surrogate on the same K masks alone (no estimate);
 - a sparse correction: the estimate scaled as the refit scales it, then the ablation method's
   LASSO fit to what it leaves unexplained;
@@ -132,14 +133,14 @@ def variants(d: dict[str, Any], k: int) -> dict[str, np.ndarray]:
     outcomes = np.asarray(d["verify_outcomes"][:k])
     estimate = np.asarray(d["estimate"])
     tokens = d["answer_tokens"]
-    shipped = refit(masks, outcomes, estimate, PENALTY)
+    shipped = refit(masks, outcomes, estimate, PENALTY)  # the method's default ("keep")
     lasso = _lasso(masks, outcomes, tokens)
     shipped_error = float(np.mean(np.square(
         leave_one_out_predictions(masks, outcomes, estimate, PENALTY) - outcomes)))
     lasso_error = _loo_error(masks, outcomes, lambda m, o: _lasso(m, o, tokens))
     return {"zero-pass estimate": estimate, "shipped refit": shipped,
-            "refit, keeping an estimate the masks order backwards":
-                refit(masks, outcomes, estimate, PENALTY, backwards="keep"),
+            "refit scaling a backwards estimate to 0 (shipped before)":
+                refit(masks, outcomes, estimate, PENALTY, backwards="zero"),
             "LASSO on the masks alone": lasso,
             "sparse correction": sparse_correction(masks, outcomes, estimate, tokens),
             "refit or LASSO by leave-one-out error":
@@ -188,7 +189,7 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {k} | {name} | {fmt(r['lds'], 3)} | {fmt(r['lds_min'], 3)} | "
                          f"{fmt(r['top1_in_gold'])} |")
     lines += ["", "Cases whose K masks order themselves against the estimate (a least-squares "
-              "scale of 0 or below, where the two refits differ): " + ", ".join(
+              "scale of 0 or below, the only cases where the two refits differ): " + ", ".join(
                   f"K = {k}: {n}" for k, n in result["table"]["backwards_cases"].items()) + ".",
               "", "| case | units | prompt tokens | seconds (pass outcomes) |",
               "|---|---|---|---|"]

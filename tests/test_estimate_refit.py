@@ -36,28 +36,33 @@ def test_a_heavy_penalty_keeps_the_estimate_scaled_to_the_outcomes() -> None:
     masks = _masks(rng, 8, 4)
     np.testing.assert_allclose(refit(masks, masks @ (2.5 * estimate), estimate, 1e9),
                                2.5 * estimate, atol=1e-6)
-    # an estimate that orders the masks backwards is scaled to 0, never turned around
-    np.testing.assert_allclose(refit(masks, -(masks @ estimate), estimate, 1e9), 0.0,
+    # an estimate that orders the masks backwards is never turned around: kept unscaled (the
+    # default) or, with "zero", scaled to 0
+    np.testing.assert_allclose(refit(masks, -(masks @ estimate), estimate, 1e9), estimate,
                                atol=1e-6)
+    np.testing.assert_allclose(refit(masks, -(masks @ estimate), estimate, 1e9,
+                                     backwards="zero"), 0.0, atol=1e-6)
 
 
-def test_an_estimate_the_masks_order_backwards_is_kept_when_asked() -> None:
-    """"zero" (the default) drops the estimate and fits the masks from nothing; "keep" returns
-    it unchanged; both agree wherever the scale is positive."""
+def test_a_backwards_estimate_is_where_the_ridge_starts_unless_asked_otherwise() -> None:
+    """Masks that order themselves against the estimate: "keep" (the default) starts the ridge
+    from the unscaled estimate, "zero" from nothing; both agree wherever the scale is
+    positive."""
     rng = np.random.default_rng(5)
-    estimate = np.array([2.0, 0.0, 1.0, 0.5, 0.0, 0.3])
-    masks = _masks(rng, 8, len(estimate))
-    backwards = -(masks @ estimate) + rng.normal(scale=0.1, size=8)
+    estimate = np.array([2.0, 0.0, 1.0, 0.5, 0.0, 0.3, 0.0, 0.0, 0.1, 0.0])
+    masks = _masks(rng, 6, len(estimate))  # fewer masks than units, as in a report
+    backwards = -(masks @ estimate) + rng.normal(scale=0.1, size=6)
     assert estimate_scale(masks, backwards, estimate) < 0
-    kept = refit(masks, backwards, estimate, 3.0, backwards="keep")
-    np.testing.assert_array_equal(kept, estimate)
-    dropped = refit(masks, backwards, estimate, 3.0)
-    assert spearman_lds(masks @ dropped, backwards) > 0.5  # fit to the masks instead
-    forwards = masks @ (1.5 * estimate) + rng.normal(scale=0.1, size=8)
+    kept = refit(masks, backwards, estimate, 3.0)
+    dropped = refit(masks, backwards, estimate, 3.0, backwards="zero")
+    np.testing.assert_allclose(kept - dropped, refit(masks, np.zeros(6), estimate, 3.0)
+                               - refit(masks, np.zeros(6), np.zeros(10), 3.0))
+    assert int(np.argmax(kept)) == 0 and int(np.argmax(dropped)) != 0
+    forwards = masks @ (1.5 * estimate) + rng.normal(scale=0.1, size=6)
     assert estimate_scale(masks, forwards, estimate) == pytest.approx(1.5, abs=0.1)
-    np.testing.assert_array_equal(refit(masks, forwards, estimate, 3.0, backwards="keep"),
-                                  refit(masks, forwards, estimate, 3.0))
-    # the leave-one-out check uses the same rule: kept, each mask is predicted by the estimate
+    np.testing.assert_array_equal(refit(masks, forwards, estimate, 3.0),
+                                  refit(masks, forwards, estimate, 3.0, backwards="zero"))
+    # the leave-one-out check uses the same rule, and an estimate the masks contradict fails it
     assert leave_one_out_lds(masks, backwards, estimate, 3.0, backwards="keep") < 0
 
 

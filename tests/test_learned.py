@@ -49,7 +49,7 @@ def test_fast_path_ranks_the_planted_source_first(real_lm: CausalLM) -> None:
     # check's LDS is the leave-one-out one (the refit saw every mask)
     refit_info = dict(check["refit"])
     scale = refit_info.pop("scale")
-    assert refit_info == {"masks": 12, "penalty": 3.0, "estimate_kept": False,
+    assert refit_info == {"masks": 12, "penalty": 3.0, "backwards": False,
                           "lds": "leave-one-out over the masks"}
     assert scale > 0  # the masks agree with the estimate's direction on this case
     assert isinstance(check["lds_before_refit"], float)

@@ -8,9 +8,10 @@ longer checked by the masks it was fit to: `leave_one_out_lds` predicts each mas
 without it, which is what a report can honestly call its LDS.
 
 Where the masks order themselves against the estimate (a least-squares scale of 0 or below),
-`backwards` decides: "zero" scales it to 0 and lets the ridge fit the K masks from nothing;
-"keep" returns the estimate unchanged (K masks against many more units are too few to start
-from nothing; bench.fast_refit measures both).
+`backwards` decides where the ridge starts: "keep" (the default) from the estimate as it is
+(unscaled), "zero" from nothing. Either way the ridge then corrects toward the masks, so many
+masks still override a wrong estimate; K masks against many more units are too few to start
+from nothing (bench.attributor --steps backwards, bench.fast_refit).
 """
 
 from __future__ import annotations
@@ -39,22 +40,22 @@ def estimate_scale(masks: np.ndarray, outcomes: np.ndarray, estimate: np.ndarray
 
 
 def refit(masks: np.ndarray, outcomes: np.ndarray, estimate: np.ndarray,
-          penalty: float, backwards: Backwards = "zero") -> np.ndarray:
+          penalty: float, backwards: Backwards = "keep") -> np.ndarray:
     """Unit scores from `estimate` [U] and K measured masks [K, U] (1 = unit kept) with their
     outcomes [K]; the intercept is left to the masks' means."""
     if penalty <= 0:
         raise ValueError(f"penalty: must be > 0, got {penalty}")
     scale = estimate_scale(masks, outcomes, estimate)
-    if scale <= 0 and backwards == "keep":
-        return estimate.astype(np.float64)
+    if scale <= 0:
+        scale = 1.0 if backwards == "keep" else 0.0
     design, centred = _centred(masks, outcomes)
-    start = max(0.0, scale) * estimate
+    start = scale * estimate
     gram = design.T @ design + penalty * np.eye(len(estimate))
     return start + np.linalg.solve(gram, design.T @ (centred - design @ start))
 
 
 def leave_one_out_predictions(masks: np.ndarray, outcomes: np.ndarray, estimate: np.ndarray,
-                               penalty: float, backwards: Backwards = "zero") -> np.ndarray:
+                               penalty: float, backwards: Backwards = "keep") -> np.ndarray:
     """Each mask's outcome [K] as predicted by the estimate refit to the other K - 1 masks
     (their mean outcome plus the mask's centred keep/drop pattern times the refit scores)."""
     predictions = []
@@ -67,7 +68,7 @@ def leave_one_out_predictions(masks: np.ndarray, outcomes: np.ndarray, estimate:
 
 
 def leave_one_out_lds(masks: np.ndarray, outcomes: np.ndarray, estimate: np.ndarray,
-                      penalty: float, backwards: Backwards = "zero") -> float | None:
+                      penalty: float, backwards: Backwards = "keep") -> float | None:
     """Spearman over the K masks of each mask's outcome against its leave-one-out prediction;
     None with fewer than 3 masks or a constant side."""
     if len(masks) < 3:

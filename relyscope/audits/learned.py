@@ -10,8 +10,8 @@ warning and the audit verdict `estimate-unreliable`.
 
 With at least `refit_from` verification masks scored (8; the default `verify` is 12), the
 estimate is refit to their outcomes (estimate_refit): on held-out cases that lifts its LDS
-from 0.83 to 0.844 with 8 masks and 0.853 with 12, at no pass beyond the masks the check runs
-anyway (bench.attributor --steps calibrate). The report then gives the refit scores, the
+from 0.83 to 0.847 with 8 masks and 0.855 with 12, at no pass beyond the masks the check runs
+anyway (bench.attributor --steps calibrate, backwards). The report then gives the refit scores, the
 zero-pass estimate beside them (`estimate_before_refit`), and as the check's LDS a
 leave-one-out LDS over the masks, since the refit has seen them all.
 """
@@ -50,9 +50,10 @@ class LearnedSettings(MethodSettings):
     # calibrate bench found no gain at 4); None: never
     refit_from: int | None = Field(default=8, ge=3)
     refit_penalty: float = Field(default=3.0, gt=0.0)  # chosen by bench.attributor calibrate
-    # masks that order themselves against the estimate (least-squares scale <= 0): "zero" fits
-    # them from nothing, "keep" keeps the estimate (estimate_refit; bench.attributor backwards)
-    refit_backwards: Backwards = "zero"
+    # masks that order themselves against the estimate (least-squares scale <= 0): "keep"
+    # keeps the estimate, "zero" fits them from nothing (estimate_refit; bench.attributor
+    # --steps backwards: keeping scored as well or better at every K)
+    refit_backwards: Backwards = "keep"
 
 
 class LearnedAttributor(AuditMethod):
@@ -126,9 +127,10 @@ class LearnedAttributor(AuditMethod):
                 values = refit(kept, actual, estimate, **fit)
                 lds = leave_one_out_lds(kept, actual, estimate, **fit)
                 scale = estimate_scale(kept, actual, estimate)
+                # backwards: the masks order themselves against the estimate, and the ridge
+                # started from settings.refit_backwards' choice
                 refit_info = {"masks": len(have), "penalty": settings.refit_penalty,
-                              "scale": scale, "estimate_kept": bool(
-                                  scale <= 0 and settings.refit_backwards == "keep"),
+                              "scale": scale, "backwards": scale <= 0,
                               "lds": "leave-one-out over the masks"}
         top = int(np.argmax(values))
         predicted = float(values[top])
