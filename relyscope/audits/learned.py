@@ -11,9 +11,9 @@ warning and the audit verdict `estimate-unreliable`.
 With at least `refit_from` verification masks scored (8; the default `verify` is 12), the
 estimate is refit to their outcomes (estimate_refit): on held-out cases that lifts its LDS
 from 0.83 to 0.847 with 8 masks and 0.855 with 12, at no pass beyond the masks the check runs
-anyway (bench.attributor --steps calibrate, backwards). The report then gives the refit scores, the
-zero-pass estimate beside them (`estimate_before_refit`), and as the check's LDS a
-leave-one-out LDS over the masks, since the refit has seen them all.
+anyway (bench.attributor --steps calibrate, backwards). The report then gives the refit
+scores, the zero-pass estimate beside them (`estimate_before_refit`), and as the check's LDS
+a leave-one-out LDS over the masks, since the refit has seen them all.
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ class LearnedSettings(MethodSettings):
     # calibrate bench found no gain at 4); None: never
     refit_from: int | None = Field(default=8, ge=3)
     refit_penalty: float = Field(default=3.0, gt=0.0)  # chosen by bench.attributor calibrate
-    # masks that order themselves against the estimate (least-squares scale <= 0): "keep"
-    # keeps the estimate, "zero" fits them from nothing (estimate_refit; bench.attributor
-    # --steps backwards: keeping scored as well or better at every K)
+    # masks that order themselves against the estimate (least-squares scale <= 0): the ridge
+    # starts from the unscaled estimate ("keep") or from nothing ("zero", as before);
+    # bench.attributor --steps backwards: "keep" scored as well or better at every K
     refit_backwards: Backwards = "keep"
 
 
