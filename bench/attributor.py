@@ -491,10 +491,7 @@ def backwards(lm: CausalLM, q: dict[str, Any], held_cache: Path) -> dict[str, An
     held = held_out_outcomes(lm, q, held_cache)
     test_from = q["settings"]["train_masks"]
     penalty = LearnedSettings().refit_penalty
-
-    def prior(d: CaseOutcomes) -> np.ndarray:
-        return d.features.astype(np.float64) @ weights
-
+    prior = partial(_linear_scores, weights=weights, transform=None)
     rows: dict[str, Any] = {}
     for k in CALIBRATE_KS:
         blocks = test_from // k

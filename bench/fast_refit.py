@@ -47,11 +47,7 @@ from relyscope.audits.ablation import fit_surrogate, random_masks, spearman_lds 
 from relyscope.audits.attributor_features import row_features, unit_features  # noqa: E402
 from relyscope.audits.attributor_weights import weights_for  # noqa: E402
 from relyscope.audits.base import AuditContext, Budget  # noqa: E402
-from relyscope.audits.estimate_refit import (  # noqa: E402
-    estimate_scale,
-    leave_one_out_predictions,
-    refit,
-)
+from relyscope.audits.estimate_refit import estimate_scale, refit  # noqa: E402
 from relyscope.audits.learned import LearnedAttributor, LearnedSettings  # noqa: E402
 from relyscope.config import AuditConfig  # noqa: E402
 from relyscope.models import CausalLM, Variant  # noqa: E402
@@ -105,19 +101,16 @@ def _lasso(masks: np.ndarray, outcomes: np.ndarray, answer_tokens: int) -> np.nd
 
 def sparse_correction(masks: np.ndarray, outcomes: np.ndarray, estimate: np.ndarray,
                       answer_tokens: int) -> np.ndarray:
-    """The estimate scaled to the outcomes (as the refit scales it), plus the LASSO fit of
-    what that leaves unexplained."""
-    design = masks - masks.mean(0)
-    centred = outcomes - outcomes.mean()
-    predicted = design @ estimate
-    power = float(predicted @ predicted)
-    scale = max(0.0, float(predicted @ centred) / power) if power > 0 else 1.0
-    start = scale * estimate
+    """The estimate scaled to the outcomes (never below 0), plus the LASSO fit of what that
+    leaves unexplained."""
+    start = max(0.0, estimate_scale(masks, outcomes, estimate)) * estimate
     return start + _lasso(masks, outcomes - masks @ start, answer_tokens)
 
 
 def _loo_error(masks: np.ndarray, outcomes: np.ndarray,
                fit: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> float:
+    """Mean squared error of each mask's outcome predicted by `fit` on the other masks (as
+    estimate_refit.leave_one_out_predictions predicts it, for any fit)."""
     errors = []
     for left_out in range(len(masks)):
         rest = np.arange(len(masks)) != left_out
@@ -135,8 +128,7 @@ def variants(d: dict[str, Any], k: int) -> dict[str, np.ndarray]:
     tokens = d["answer_tokens"]
     shipped = refit(masks, outcomes, estimate, PENALTY)  # the method's default ("keep")
     lasso = _lasso(masks, outcomes, tokens)
-    shipped_error = float(np.mean(np.square(
-        leave_one_out_predictions(masks, outcomes, estimate, PENALTY) - outcomes)))
+    shipped_error = _loo_error(masks, outcomes, lambda m, o: refit(m, o, estimate, PENALTY))
     lasso_error = _loo_error(masks, outcomes, lambda m, o: _lasso(m, o, tokens))
     return {"zero-pass estimate": estimate, "shipped refit": shipped,
             "refit scaling a backwards estimate to 0 (shipped before)":
@@ -148,12 +140,13 @@ def variants(d: dict[str, Any], k: int) -> dict[str, np.ndarray]:
 
 
 def evaluate(cases: list[dict[str, Any]]) -> dict[str, Any]:
-    table: dict[str, dict[str, dict[str, float | None]]] = {}
-    backwards: dict[str, int] = {}
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    backwards: dict[str, list[str]] = {}
     for k in VERIFY:
-        backwards[str(k)] = sum(estimate_scale(np.asarray(d["verify_masks"][:k]),
+        backwards[str(k)] = [d["case"] for d in cases
+                             if estimate_scale(np.asarray(d["verify_masks"][:k]),
                                                np.asarray(d["verify_outcomes"][:k]),
-                                               np.asarray(d["estimate"])) <= 0 for d in cases)
+                                               np.asarray(d["estimate"])) <= 0]
         per: dict[str, list[tuple[float | None, bool]]] = {}
         for d in cases:
             held = np.asarray(d["held_masks"], dtype=np.float64)
@@ -164,7 +157,9 @@ def evaluate(cases: list[dict[str, Any]]) -> dict[str, Any]:
         table[str(k)] = {name: {
             "lds": float(np.mean([x for x, _ in rows if x is not None])),
             "lds_min": float(np.min([x for x, _ in rows if x is not None])),
-            "top1_in_gold": float(np.mean([h for _, h in rows]))} for name, rows in per.items()}
+            "top1_in_gold": float(np.mean([h for _, h in rows])),
+            "lds_by_case": {d["case"]: x for d, (x, _) in zip(cases, rows, strict=True)}}
+            for name, rows in per.items()}
     return {"by_k": table, "backwards_cases": backwards}
 
 
@@ -190,7 +185,9 @@ def markdown(result: dict[str, Any]) -> str:
                          f"{fmt(r['top1_in_gold'])} |")
     lines += ["", "Cases whose K masks order themselves against the estimate (a least-squares "
               "scale of 0 or below, the only cases where the two refits differ): " + ", ".join(
-                  f"K = {k}: {n}" for k, n in result["table"]["backwards_cases"].items()) + ".",
+                  f"K = {k}: {len(ids)}" + (f" ({', '.join(ids)})" if ids else "")
+                  for k, ids in result["table"]["backwards_cases"].items()) + ". Per-case LDS "
+              "of every variant: fast_refit.json (`table.by_k.K.variant.lds_by_case`).",
               "", "| case | units | prompt tokens | seconds (pass outcomes) |",
               "|---|---|---|---|"]
     lines += [f"| {c['case']} | {c['units']} | {c['prompt_tokens']} | {fmt(c['seconds'], 0)} |"

@@ -30,13 +30,16 @@ def _centred(masks: np.ndarray, outcomes: np.ndarray) -> tuple[np.ndarray, np.nd
     return design - design.mean(0), outcomes.astype(np.float64) - outcomes.mean()
 
 
-def estimate_scale(masks: np.ndarray, outcomes: np.ndarray, estimate: np.ndarray) -> float:
-    """The least-squares factor that maps the estimate's predictions for the masks onto
-    their outcomes (1 where the estimate predicts no differences between them)."""
-    design, centred = _centred(masks, outcomes)
+def _scale(design: np.ndarray, centred: np.ndarray, estimate: np.ndarray) -> float:
     predicted = design @ estimate
     power = float(predicted @ predicted)
     return float(predicted @ centred) / power if power > 0 else 1.0
+
+
+def estimate_scale(masks: np.ndarray, outcomes: np.ndarray, estimate: np.ndarray) -> float:
+    """The least-squares factor that maps the estimate's predictions for the masks onto
+    their outcomes (1 where the estimate predicts no differences between them)."""
+    return _scale(*_centred(masks, outcomes), estimate)
 
 
 def refit(masks: np.ndarray, outcomes: np.ndarray, estimate: np.ndarray,
@@ -45,10 +48,10 @@ def refit(masks: np.ndarray, outcomes: np.ndarray, estimate: np.ndarray,
     outcomes [K]; the intercept is left to the masks' means."""
     if penalty <= 0:
         raise ValueError(f"penalty: must be > 0, got {penalty}")
-    scale = estimate_scale(masks, outcomes, estimate)
+    design, centred = _centred(masks, outcomes)
+    scale = _scale(design, centred, estimate)
     if scale <= 0:
         scale = 1.0 if backwards == "keep" else 0.0
-    design, centred = _centred(masks, outcomes)
     start = scale * estimate
     gram = design.T @ design + penalty * np.eye(len(estimate))
     return start + np.linalg.solve(gram, design.T @ (centred - design @ start))
