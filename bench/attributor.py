@@ -29,6 +29,9 @@ Steps (python -m bench.attributor [--steps quality,calibrate,speed,...]):
   the estimate, the ridge started from nothing (shipped before) or from the unscaled estimate
   (the default), on the quality step's cases (cached outcomes), each disjoint block of K
   masks; how many blocks that is.
+- sparse: the shipped correction (the ridge refit, or from 10 masks the estimate-weighted
+  LASSO where it predicts left-out masks clearly better) beside the ridge alone, on the
+  quality step's cases (cached outcomes), each disjoint block of K masks.
 - confirm: the fast path's default (the refit to `verify` masks, both chosen on the quality
   step's cases) on 50 cases of another seed (`--confirm-seed`), which no choice saw: the
   quality step's columns there and the refit's LDS per disjoint block of `verify` masks.
@@ -79,6 +82,8 @@ from relyscope.audits.attributor_training import (
 from relyscope.audits.attributor_weights import packaged_path, weights_for
 from relyscope.audits.base import ANSWER, AuditContext, Budget
 from relyscope.audits.estimate_refit import (
+    Correction,
+    correct,
     estimate_scale,
     leave_one_out_lds,
     leave_one_out_predictions,
@@ -92,7 +97,8 @@ from relyscope.models.scoring import MemoryScoreCache
 from relyscope.models.tree import TokenTrie
 
 RESULTS = Path(__file__).parent / "results"
-STEPS = ("quality", "compare", "ceiling", "variants", "calibrate", "backwards", "confirm",
+STEPS = ("quality", "compare", "ceiling", "variants", "calibrate", "backwards", "sparse",
+         "confirm",
          "speed", "profile", "designs", "retrain")
 HELD_OUT_SEED = 1001  # training uses seed 0 and the even-numbered demo questions
 
@@ -359,18 +365,24 @@ def confirm(lm: CausalLM, seed: int, n_cases: int, train_masks: int, test_masks:
     held = [case_outcomes(c, lm, masks=train_masks + test_masks, keep_prob=0.5, seed=seed,
                           cache_dir=cache)
             for c in training_cases(n_cases, seed, real_split="held_out")]
-    blocks = _by_block(held, settings.verify, train_masks,
-                       lambda d: d.features.astype(np.float64) @ shipped,
-                       partial(refit, penalty=settings.refit_penalty,
-                               backwards=settings.refit_backwards))
-    first = {d.case_id: refit(d.masks[:settings.verify], d.targets[:settings.verify],
-                              d.features.astype(np.float64) @ shipped, settings.refit_penalty,
-                              settings.refit_backwards)
+    tokens = answer_tokens(lm, n_cases, seed)
+    k = settings.verify
+    blocks = [held_out_quality(held, lambda d, b=b: shipped_refit(d, b * k, k, shipped, tokens,
+                                                                  settings).scores, train_masks)
+              for b in range(train_masks // k)]
+    ridge = _by_block(held, k, train_masks, lambda d: d.features.astype(np.float64) @ shipped,
+                      partial(refit, penalty=settings.refit_penalty,
+                              backwards=settings.refit_backwards))
+    first = {d.case_id: shipped_refit(d, 0, k, shipped, tokens, settings).scores
              for d in held if d.case_id in stated}
     refit_stated = [d.unit_ids[int(np.argmax(first[d.case_id]))] in d.gold
                     for d in held if d.case_id in stated]
     return {"seed": seed, "verify": settings.verify, "penalty": settings.refit_penalty,
             "backwards": settings.refit_backwards,
+            "sparse_from": settings.refit_sparse_from,
+            "sparse_margin": settings.refit_sparse_margin,
+            "ridge_lds_by_mask_block": [lds for lds, _p in ridge],
+            "ridge_precision_at_1_by_mask_block": [p for _lds, p in ridge],
             "refit_precision_at_1_value_stated": float(np.mean(refit_stated)) if refit_stated
             else None,
             "cases": q["cases"],
@@ -505,6 +517,66 @@ def backwards(lm: CausalLM, q: dict[str, Any], held_cache: Path) -> dict[str, An
                                   "precision_at_1_single_planted_first_block": quality[0][1]}
         print(k, rows[str(k)]["backwards_case_blocks"], flush=True)
     return {"held_out_cases": len(held), "penalty": penalty, "rows": rows}
+
+
+def answer_tokens(lm: CausalLM, n_cases: int, seed: int) -> dict[str, int]:
+    """Each held-out case's answer length in tokens (the sparse refit's LASSO penalty is per
+    answer token), the answer generated as case_outcomes generates it (no scoring pass)."""
+    tokens = {}
+    for item in training_cases(n_cases, seed, real_split="held_out"):
+        case = item.case if item.case.answer is not None else lm.answer(item.case)
+        ctx = AuditContext(case, lm, AuditConfig(granularity=item.granularity), Budget())
+        tokens[item.case.id] = len(ctx.full.target_ids)
+    return tokens
+
+
+def shipped_refit(d: CaseOutcomes, start: int, k: int, weights: np.ndarray,
+                  tokens: dict[str, int], settings: LearnedSettings) -> Correction:
+    """The learned method's correction of the estimate by the case's masks start..start+k,
+    at `settings` (the method's defaults, or e.g. refit_sparse_from=None for the ridge)."""
+    return correct(d.masks[start:start + k], d.targets[start:start + k],
+                   d.features.astype(np.float64) @ weights, penalty=settings.refit_penalty,
+                   backwards=settings.refit_backwards, alpha=settings.refit_alpha,
+                   answer_tokens=tokens[d.case_id], sparse_from=settings.refit_sparse_from,
+                   sparse_margin=settings.refit_sparse_margin)
+
+
+SPARSE_KS = (8, 10, 12, 16)
+
+
+def sparse(lm: CausalLM, q: dict[str, Any], held_cache: Path) -> dict[str, Any]:
+    """The shipped correction (from refit_sparse_from masks, the sparse refit where its
+    leave-one-out error is at most refit_sparse_margin x the ridge's) against the ridge refit
+    alone, on the quality step's held-out cases, each disjoint block of K train masks (cached
+    outcomes; no scoring pass). With it, the share of (case, block) pairs the sparse fit
+    took and each fit's leave-one-out LDS over the K masks against the test masks' LDS."""
+    weights = weights_for(lm.info.id, lm.num_layers, lm.num_heads, None).vector()
+    held = held_out_outcomes(lm, q, held_cache)
+    tokens = answer_tokens(lm, q["settings"]["cases"], HELD_OUT_SEED)
+    test_from = q["settings"]["train_masks"]
+    shipped = LearnedSettings()
+    ridge = shipped.model_copy(update={"refit_sparse_from": None})
+    rows: dict[str, Any] = {}
+    for k in SPARSE_KS:
+        rows[str(k)] = {}
+        for name, settings in (("ridge", ridge), ("shipped", shipped)):
+            blocks = [{d.case_id: shipped_refit(d, b * k, k, weights, tokens, settings)
+                       for d in held} for b in range(test_from // k)]
+            quality = [held_out_quality(held, lambda d, fits=fits: fits[d.case_id].scores,
+                                        test_from) for fits in blocks]
+            fits = [f for block in blocks for f in block.values()]
+            reported = [f.lds for f in blocks[0].values() if f.lds is not None]
+            rows[str(k)][name] = {
+                "lds_all_by_mask_block": [lds["all"] for lds, _p in quality],
+                "lds_by_group_first_block": quality[0][0],
+                "precision_at_1_single_planted_first_block": quality[0][1],
+                "sparse_share": float(np.mean([f.fit == "sparse" for f in fits])),
+                "reported_lds_first_block": _mean(list(reported))}
+        print(f"sparse K={k}: sparse share {rows[str(k)]['shipped']['sparse_share']:.2f}",
+              file=sys.stderr, flush=True)
+    return {"held_out_cases": len(held), "sparse_from": shipped.refit_sparse_from,
+            "sparse_margin": shipped.refit_sparse_margin, "alpha": shipped.refit_alpha,
+            "rows": rows}
 
 
 VERIFY_KS = (4, 8)
@@ -824,6 +896,8 @@ def markdown(data: dict[str, Any]) -> str:
         lines += _calibrate_markdown(data["calibrate"])
     if "backwards" in data:
         lines += _backwards_markdown(data["backwards"])
+    if "sparse" in data:
+        lines += _sparse_markdown(data["sparse"])
     if "confirm" in data:
         lines += _confirm_markdown(data["confirm"])
     if "speed" in data:
@@ -905,7 +979,10 @@ def _confirm_markdown(c: dict[str, Any]) -> list[str]:
              f"{c['verify']} train masks, and from each disjoint block of them. Run: "
              f"{c.get('run')}", "",
              f"Target (the 64-mask ablation surrogate's LDS minus 0.05): {fmt(c['target'], 3)}. "
-             f"Refit to {c['verify']} masks: {_spread(refit_all)}.", "",
+             f"Refit to {c['verify']} masks: {_spread(refit_all)}"
+             + (f"; the ridge refit alone: "
+                f"{_spread([b['all'] for b in c['ridge_lds_by_mask_block']])}"
+                if "ridge_lds_by_mask_block" in c else "") + ".", "",
              "| group | cases | learned (0 masks) | learned refit | attention | ablation |",
              "|---|---|---|---|---|---|"]
     for g in groups:
@@ -928,6 +1005,33 @@ def _confirm_markdown(c: dict[str, Any]) -> list[str]:
     if missed:
         lines += ["", "Single planted cases whose answer does not state the planted value: "
                   + "; ".join(missed) + "."]
+    return [*lines, ""]
+
+
+def _sparse_markdown(r: dict[str, Any]) -> list[str]:
+    lines = ["## The sparse refit beside the ridge", "",
+             f"{r['held_out_cases']} held-out cases (the quality step's); from each disjoint "
+             "block of K train masks, the ridge refit alone and the shipped correction: from "
+             f"{r['sparse_from']} masks on, the sparse refit (the ablation's LASSO, "
+             f"{fmt(r['alpha'])} per answer token, with the estimate as its prior) wherever its "
+             f"leave-one-out error over the K masks is at most {fmt(r['sparse_margin'])} x the "
+             "ridge's. LDS (all cases) on the 16 test masks, mean and range over blocks; "
+             "sparse share: the (case, block) pairs that took the sparse fit; reported: the "
+             f"mean leave-one-out LDS a report gives (first block). Run: {r.get('run')}", "",
+             "| K | ridge | shipped | range, ridge / shipped | sparse share | precision@1 "
+             "single planted, ridge / shipped | reported, ridge / shipped |",
+             "|---|---|---|---|---|---|---|"]
+    for k, row in r["rows"].items():
+        ridge, shipped = row["ridge"], row["shipped"]
+        a, b = ridge["lds_all_by_mask_block"], shipped["lds_all_by_mask_block"]
+        lines.append(
+            f"| {k} | {fmt(_mean(a), 3)} | {fmt(_mean(b), 3)} | {fmt(min(a), 3)}-"
+            f"{fmt(max(a), 3)} / {fmt(min(b), 3)}-{fmt(max(b), 3)} | "
+            f"{fmt(shipped['sparse_share'])} | "
+            f"{fmt(ridge['precision_at_1_single_planted_first_block'])} / "
+            f"{fmt(shipped['precision_at_1_single_planted_first_block'])} | "
+            f"{fmt(ridge['reported_lds_first_block'], 3)} / "
+            f"{fmt(shipped['reported_lds_first_block'], 3)} |")
     return [*lines, ""]
 
 
@@ -1067,6 +1171,9 @@ def main() -> None:
     if "backwards" in steps:  # after quality: its cached outcomes
         data["backwards"] = backwards(lm, data["quality"], Path(args.cache_dir))
         data["backwards"]["run"] = {**step_info, "loadavg_end": machine.load()}
+    if "sparse" in steps:  # after quality: its cached outcomes
+        data["sparse"] = sparse(lm, data["quality"], Path(args.cache_dir))
+        data["sparse"]["run"] = {**step_info, "loadavg_end": machine.load()}
     if "confirm" in steps:
         data["confirm"] = confirm(lm, args.confirm_seed, args.cases, args.train_masks,
                                   args.test_masks, Path(args.cache_dir))

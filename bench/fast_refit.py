@@ -8,13 +8,18 @@ documentation, every sentence a unit, 40 units and 1,000+ prompt tokens, two pla
 sentences), beside other uses of the same K masks, all scored on the same held-out masks:
 
 - the zero-pass estimate;
-- the shipped refit (ridge toward the estimate, penalty 3; where the masks order themselves
-  against the estimate, the ridge starts from it unscaled), and the refit shipped before,
+- the ridge refit (toward the estimate, penalty 3; where the masks order themselves against
+  the estimate, the ridge starts from it unscaled), and the ridge refit shipped before that,
   which scaled such an estimate to 0 and fit the masks from nothing;
+- the sparse refit: the ablation method's LASSO with the estimate as its prior (a unit's
+  penalty grows as its share of the estimate's largest shrinks);
+- the shipped correction (estimate_refit.correct with the method's defaults): from 10 masks,
+  the sparse refit where its leave-one-out error over the K masks is at most half the
+  ridge's, else the ridge;
 - the ablation method's LASSO surrogate on the same K masks alone (no estimate);
 - a sparse correction: the estimate scaled as the refit scales it, then the ablation method's
   LASSO fit to what it leaves unexplained;
-- per case, the shipped refit or the LASSO surrogate, whichever has the lower leave-one-out
+- per case, the ridge refit or the LASSO surrogate, whichever has the lower leave-one-out
   error over the K masks.
 
 No variant costs a pass beyond the K masks. Each case's pass outcomes are cached (resumable);
@@ -34,7 +39,6 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -47,18 +51,27 @@ from relyscope.audits.ablation import fit_surrogate, random_masks, spearman_lds 
 from relyscope.audits.attributor_features import row_features, unit_features  # noqa: E402
 from relyscope.audits.attributor_weights import weights_for  # noqa: E402
 from relyscope.audits.base import AuditContext, Budget  # noqa: E402
-from relyscope.audits.estimate_refit import estimate_scale, refit  # noqa: E402
+from relyscope.audits.estimate_refit import (  # noqa: E402
+    Correction,
+    Fit,
+    correct,
+    estimate_scale,
+    predict_left_out,
+    refit,
+    sparse_refit,
+)
 from relyscope.audits.learned import LearnedAttributor, LearnedSettings  # noqa: E402
 from relyscope.config import AuditConfig  # noqa: E402
 from relyscope.models import CausalLM, Variant  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-VERIFY = (8, 12, 16)  # the first K of the method's own 16 verification draws
+VERIFY = (8, 10, 12, 16)  # the first K of the method's own 16 verification draws
 HELD_OUT = 32
 HELD_OUT_SEED = 20_000
-ALPHA = 0.01  # the ablation method's LASSO penalty per answer token
-PENALTY = LearnedSettings().refit_penalty
+SETTINGS = LearnedSettings()
+ALPHA = SETTINGS.refit_alpha  # the ablation method's LASSO penalty per answer token
+PENALTY = SETTINGS.refit_penalty
 
 
 def case_outcomes(lm: CausalLM, index: int, cache: Path) -> dict[str, Any]:
@@ -107,17 +120,18 @@ def sparse_correction(masks: np.ndarray, outcomes: np.ndarray, estimate: np.ndar
     return start + _lasso(masks, outcomes - masks @ start, answer_tokens)
 
 
-def _loo_error(masks: np.ndarray, outcomes: np.ndarray,
-               fit: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> float:
-    """Mean squared error of each mask's outcome predicted by `fit` on the other masks (as
-    estimate_refit.leave_one_out_predictions predicts it, for any fit)."""
-    errors = []
-    for left_out in range(len(masks)):
-        rest = np.arange(len(masks)) != left_out
-        scores = fit(masks[rest], outcomes[rest])
-        centred = masks[left_out] - masks[rest].mean(0)
-        errors.append(outcomes[left_out] - outcomes[rest].mean() - centred @ scores)
-    return float(np.mean(np.square(errors)))
+def _loo_error(masks: np.ndarray, outcomes: np.ndarray, fit: Fit) -> float:
+    """Mean squared error of each mask's outcome predicted by `fit` on the other masks."""
+    return float(np.mean(np.square(predict_left_out(masks, outcomes, fit) - outcomes)))
+
+
+def shipped_correction(d: dict[str, Any], k: int) -> Correction:
+    """The method's own correction of the case's estimate by its first k verification masks."""
+    return correct(np.asarray(d["verify_masks"][:k], dtype=np.float64),
+                   np.asarray(d["verify_outcomes"][:k]), np.asarray(d["estimate"]),
+                   penalty=PENALTY, backwards=SETTINGS.refit_backwards, alpha=ALPHA,
+                   answer_tokens=d["answer_tokens"], sparse_from=SETTINGS.refit_sparse_from,
+                   sparse_margin=SETTINGS.refit_sparse_margin)
 
 
 def variants(d: dict[str, Any], k: int) -> dict[str, np.ndarray]:
@@ -126,23 +140,30 @@ def variants(d: dict[str, Any], k: int) -> dict[str, np.ndarray]:
     outcomes = np.asarray(d["verify_outcomes"][:k])
     estimate = np.asarray(d["estimate"])
     tokens = d["answer_tokens"]
-    shipped = refit(masks, outcomes, estimate, PENALTY)  # the method's default ("keep")
+    ridge = refit(masks, outcomes, estimate, PENALTY)  # the method's default ("keep")
     lasso = _lasso(masks, outcomes, tokens)
-    shipped_error = _loo_error(masks, outcomes, lambda m, o: refit(m, o, estimate, PENALTY))
+    ridge_error = _loo_error(masks, outcomes, lambda m, o: refit(m, o, estimate, PENALTY))
     lasso_error = _loo_error(masks, outcomes, lambda m, o: _lasso(m, o, tokens))
-    return {"zero-pass estimate": estimate, "shipped refit": shipped,
-            "refit scaling a backwards estimate to 0 (shipped before)":
+    shipped = shipped_correction(d, k)
+    return {"zero-pass estimate": estimate, "ridge refit": ridge,
+            "ridge refit scaling a backwards estimate to 0 (shipped earlier)":
                 refit(masks, outcomes, estimate, PENALTY, backwards="zero"),
+            "sparse refit (LASSO, the estimate its prior)":
+                sparse_refit(masks, outcomes, estimate, ALPHA, tokens),
+            "shipped: sparse refit where it predicts left-out masks clearly better, else ridge":
+                shipped.scores,
             "LASSO on the masks alone": lasso,
             "sparse correction": sparse_correction(masks, outcomes, estimate, tokens),
-            "refit or LASSO by leave-one-out error":
-                shipped if shipped_error <= lasso_error else lasso}
+            "ridge refit or LASSO by leave-one-out error":
+                ridge if ridge_error <= lasso_error else lasso}
 
 
 def evaluate(cases: list[dict[str, Any]]) -> dict[str, Any]:
     table: dict[str, dict[str, dict[str, Any]]] = {}
     backwards: dict[str, list[str]] = {}
+    sparse: dict[str, list[str]] = {}
     for k in VERIFY:
+        sparse[str(k)] = [d["case"] for d in cases if shipped_correction(d, k).fit == "sparse"]
         backwards[str(k)] = [d["case"] for d in cases
                              if estimate_scale(np.asarray(d["verify_masks"][:k]),
                                                np.asarray(d["verify_outcomes"][:k]),
@@ -160,7 +181,7 @@ def evaluate(cases: list[dict[str, Any]]) -> dict[str, Any]:
             "top1_in_gold": float(np.mean([h for _, h in rows])),
             "lds_by_case": {d["case"]: x for d, (x, _) in zip(cases, rows, strict=True)}}
             for name, rows in per.items()}
-    return {"by_k": table, "backwards_cases": backwards}
+    return {"by_k": table, "backwards_cases": backwards, "sparse_cases": sparse}
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -186,7 +207,10 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["", "Cases whose K masks order themselves against the estimate (a least-squares "
               "scale of 0 or below, the only cases where the two refits differ): " + ", ".join(
                   f"K = {k}: {len(ids)}" + (f" ({', '.join(ids)})" if ids else "")
-                  for k, ids in result["table"]["backwards_cases"].items()) + ". Per-case LDS "
+                  for k, ids in result["table"]["backwards_cases"].items()) + ". Cases where the "
+              "shipped correction took the sparse refit: " + ", ".join(
+                  f"K = {k}: {len(ids)} of {len(cases)}"
+                  for k, ids in result["table"]["sparse_cases"].items()) + ". Per-case LDS "
               "of every variant: fast_refit.json (`table.by_k.K.variant.lds_by_case`).",
               "", "| case | units | prompt tokens | seconds (pass outcomes) |",
               "|---|---|---|---|"]

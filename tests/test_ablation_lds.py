@@ -127,3 +127,20 @@ def test_the_reported_lds_is_recomputed_by_hand_on_every_mask(tiny_lm):
     weights, _ = fit_surrogate(masks, targets, 0.01, answer_tokens)  # the scores: the full fit
     for uid, weight in zip(units, weights, strict=True):
         assert report.unit(uid).reliance["ablation"] == pytest.approx(weight, abs=1e-4)
+
+
+def test_penalty_weights_keep_out_a_unit_the_prior_doubts():
+    """Two units with the same effect and independent patterns: the plain LASSO keeps both;
+    with unit 1's penalty 20x unit 0's (penalty weight 0.05) only unit 0 is kept, and weights
+    of 1 change nothing."""
+    rng = np.random.default_rng(4)
+    masks = rng.random((12, 6)) < 0.5
+    targets = masks[:, :2].astype(float) @ np.array([1.0, 1.0])
+    plain, _ = fit_surrogate(masks, targets, 0.05)
+    assert plain[0] > 0.5 and plain[1] > 0.5
+    doubted, _ = fit_surrogate(masks, targets, 0.05, penalty_weights=np.array(
+        [1.0, 0.05, 1.0, 1.0, 1.0, 1.0]))
+    assert doubted[0] > 0.5 and doubted[1] == 0.0
+    ones, bias = fit_surrogate(masks, targets, 0.05, penalty_weights=np.ones(6))
+    np.testing.assert_allclose(ones, plain)
+    assert bias == pytest.approx(fit_surrogate(masks, targets, 0.05)[1])

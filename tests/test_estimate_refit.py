@@ -10,10 +10,13 @@ from hypothesis.extra.numpy import arrays
 
 from relyscope.audits.ablation import spearman_lds
 from relyscope.audits.estimate_refit import (
+    correct,
     estimate_scale,
     leave_one_out_lds,
     leave_one_out_predictions,
+    left_out_lds,
     refit,
+    sparse_refit,
 )
 
 
@@ -119,3 +122,71 @@ def test_any_masks_give_finite_scores_for_every_unit(k: int, units: int,
     assert scores.shape == (units,) and np.isfinite(scores).all()
     lds = leave_one_out_lds(masks, outcomes, estimate, 3.0)
     assert lds is None or -1.0 <= lds <= 1.0
+    chosen = correct(masks, outcomes, estimate, penalty=3.0, alpha=0.01, sparse_from=3)
+    assert chosen.scores.shape == (units,) and np.isfinite(chosen.scores).all()
+    assert chosen.fit == "ridge" or np.any(chosen.scores)
+    assert chosen.lds is None or -1.0 <= chosen.lds <= 1.0
+
+
+def _long_context(seed: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """40 units of which the answer relies on two; the estimate ranks those two first but
+    gives every other unit a tail of its own (as the learned estimate does on long contexts
+    of many small units)."""
+    rng = np.random.default_rng(seed)
+    truth = np.zeros(40)
+    truth[[3, 17]] = [10.0, 6.0]
+    estimate = rng.random(40) * 2.0
+    estimate[[3, 17]] = [12.0, 9.0]
+    masks = _masks(rng, k, 40)
+    return masks, masks @ truth + rng.normal(scale=0.3, size=k), estimate, truth
+
+
+def test_the_sparse_refit_drops_the_tail_the_ridge_spreads_over() -> None:
+    masks, outcomes, estimate, truth = _long_context(0, 12)
+    held = _masks(np.random.default_rng(99), 64, 40)
+    sparse = sparse_refit(masks, outcomes, estimate, 0.01)
+    ridge = refit(masks, outcomes, estimate, 3.0)
+    tail = np.ones(40, dtype=bool)
+    tail[[3, 17]] = False
+    assert set(np.argsort(-sparse)[:2]) == {3, 17}
+    # the ridge gives every unit of the tail a score (over 20 in all); the sparse fit keeps a
+    # few of them, at a fiftieth of that
+    assert np.count_nonzero(ridge) == 40 and np.abs(ridge[tail]).sum() > 20.0
+    assert np.count_nonzero(sparse) <= 8 and np.abs(sparse[tail]).sum() < 0.4
+    sparse_lds = spearman_lds(held @ sparse, held @ truth)
+    ridge_lds = spearman_lds(held @ ridge, held @ truth)
+    assert sparse_lds is not None and ridge_lds is not None and sparse_lds > ridge_lds
+
+
+def test_correct_takes_the_sparse_fit_only_where_it_predicts_left_out_masks_clearly_better(
+        ) -> None:
+    masks, outcomes, estimate, _truth = _long_context(1, 12)
+    chosen = correct(masks, outcomes, estimate, penalty=3.0, alpha=0.01)
+    assert chosen.fit == "sparse" and chosen.sparse_error is not None
+    assert chosen.sparse_error <= 0.5 * chosen.ridge_error
+    np.testing.assert_array_equal(chosen.scores, sparse_refit(masks, outcomes, estimate, 0.01))
+    # the LDS it reports is the chosen fit's leave-one-out LDS
+    assert chosen.lds == pytest.approx(left_out_lds(
+        masks, outcomes, lambda m, o: sparse_refit(m, o, estimate, 0.01)))
+    # too few masks, or sparse_from=None: the ridge, and its leave-one-out LDS
+    for few in (correct(masks[:9], outcomes[:9], estimate, penalty=3.0, alpha=0.01),
+                correct(masks, outcomes, estimate, penalty=3.0, alpha=0.01, sparse_from=None)):
+        assert few.fit == "ridge" and few.sparse_error is None
+    ridge = correct(masks, outcomes, estimate, penalty=3.0, alpha=0.01, sparse_from=None)
+    np.testing.assert_array_equal(ridge.scores, refit(masks, outcomes, estimate, 3.0))
+    assert ridge.lds == pytest.approx(leave_one_out_lds(masks, outcomes, estimate, 3.0))
+    # a margin no fit can meet keeps the ridge though the sparse fit was tried
+    strict = correct(masks, outcomes, estimate, penalty=3.0, alpha=0.01, sparse_margin=1e-9)
+    assert strict.fit == "ridge" and strict.sparse_error == chosen.sparse_error
+
+
+def test_a_dense_answer_keeps_the_ridge() -> None:
+    """Six units the answer all relies on, an estimate with the right shape: the sparse fit
+    does not predict the left-out masks twice as well, so the ridge stays."""
+    rng = np.random.default_rng(2)
+    truth = np.array([3.0, 2.5, 2.0, 1.5, 1.0, 0.8])
+    masks = _masks(rng, 12, 6)
+    outcomes = masks @ truth + rng.normal(scale=0.3, size=12)
+    chosen = correct(masks, outcomes, truth * 0.9, penalty=3.0, alpha=0.01)
+    assert chosen.fit == "ridge" and chosen.sparse_error is not None
+    assert chosen.sparse_error > 0.5 * chosen.ridge_error

@@ -45,13 +45,18 @@ def test_fast_path_ranks_the_planted_source_first(real_lm: CausalLM) -> None:
     check = extras["verification"]
     assert check["masks"] == 12 and isinstance(check["lds"], float)
     # refit to its 12 masks (the default): the zero-pass estimate is kept beside the refit
-    # scores, and the
-    # check's LDS is the leave-one-out one (the refit saw every mask)
+    # scores, and the check's LDS is the leave-one-out one (the refit saw every mask)
     refit_info = dict(check["refit"])
     scale = refit_info.pop("scale")
+    errors = refit_info.pop("left_out_error")
+    fit = refit_info.pop("fit")
     assert refit_info == {"masks": 12, "penalty": 3.0, "backwards": False,
                           "lds": "leave-one-out over the masks"}
     assert scale > 0  # the masks agree with the estimate's direction on this case
+    # 12 masks reach the sparse fit's minimum: both fits were tried, and the one reported is
+    # the sparse one exactly where its left-out error is at most half the ridge's
+    assert errors["ridge"] >= 0 and errors["sparse"] is not None
+    assert fit == ("sparse" if errors["sparse"] <= 0.5 * errors["ridge"] else "ridge")
     assert isinstance(check["lds_before_refit"], float)
     before = extras["estimate_before_refit"]
     assert max(before, key=lambda uid: before[uid]) == PLANTED

@@ -48,15 +48,20 @@ def all_masks(units: int) -> np.ndarray:
     return np.array(list(itertools.product((False, True), repeat=units)), dtype=bool)
 
 
-def fit_surrogate(masks: np.ndarray, targets: np.ndarray, alpha: float, answer_tokens: int = 1
-                  ) -> tuple[np.ndarray, float]:
+def fit_surrogate(masks: np.ndarray, targets: np.ndarray, alpha: float, answer_tokens: int = 1,
+                  penalty_weights: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """LASSO on standardised masks; returns weights and bias in unstandardised mask space.
 
     As in ContextCite, the target is divided by the answer's token count for the fit and the
-    weights scaled back after, so the penalty grows with the answer: alpha is per token."""
+    weights scaled back after, so the penalty grows with the answer: alpha is per token.
+    `penalty_weights` [U] in (0, 1] make it an adaptive LASSO: unit u's penalty is alpha /
+    penalty_weights[u] (a standardised column scaled by the weight, its coefficient back)."""
     scaler = StandardScaler()
     scaled = scaler.fit_transform(masks.astype(np.float64))
     scale = np.where(scaler.scale_ == 0, 1.0, scaler.scale_)
+    if penalty_weights is not None:
+        scaled = scaled * penalty_weights
+        scale = scale / penalty_weights
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         lasso = Lasso(alpha=alpha, fit_intercept=True, max_iter=10_000).fit(

@@ -25,12 +25,7 @@ from relyscope.audits.ablation import random_masks, spearman_lds
 from relyscope.audits.attributor_features import row_features, unit_features
 from relyscope.audits.attributor_weights import weights_for
 from relyscope.audits.base import ANSWER, AuditContext, MethodResult, Probe
-from relyscope.audits.estimate_refit import (
-    Backwards,
-    estimate_scale,
-    leave_one_out_lds,
-    refit,
-)
+from relyscope.audits.estimate_refit import Backwards, correct, estimate_scale
 from relyscope.audits.method import AuditMethod, MethodSettings, Outcome
 
 LABEL = "reliance estimate (learned attention attributor), not measured"
@@ -54,6 +49,13 @@ class LearnedSettings(MethodSettings):
     # starts from the unscaled estimate ("keep") or from nothing ("zero", as before);
     # bench.attributor --steps backwards: "keep" scored as well or better at every K
     refit_backwards: Backwards = "keep"
+    # from this many masks, the sparse refit (the ablation's LASSO with the estimate as its
+    # prior, penalty refit_alpha per answer token) replaces the ridge where its leave-one-out
+    # error is at most refit_sparse_margin x the ridge's; None: the ridge always
+    # (bench.fast_refit, bench.attributor --steps sparse)
+    refit_sparse_from: int | None = Field(default=10, ge=3)
+    refit_sparse_margin: float = Field(default=0.5, gt=0.0)
+    refit_alpha: float = Field(default=0.01, gt=0.0)
 
 
 class LearnedAttributor(AuditMethod):
@@ -123,14 +125,21 @@ class LearnedAttributor(AuditMethod):
             actual = np.array([scored[probes[i]].logit_prob for i in have])
             lds = plain_lds = spearman_lds(kept @ estimate, actual)
             if settings.refit_from is not None and len(have) >= settings.refit_from:
-                fit = {"penalty": settings.refit_penalty, "backwards": settings.refit_backwards}
-                values = refit(kept, actual, estimate, **fit)
-                lds = leave_one_out_lds(kept, actual, estimate, **fit)
+                fitted = correct(kept, actual, estimate, penalty=settings.refit_penalty,
+                                 backwards=settings.refit_backwards,
+                                 alpha=settings.refit_alpha,
+                                 answer_tokens=len(ctx.full.target_ids),
+                                 sparse_from=settings.refit_sparse_from,
+                                 sparse_margin=settings.refit_sparse_margin)
+                values, lds = fitted.scores, fitted.lds
                 scale = estimate_scale(kept, actual, estimate)
                 # backwards: the masks order themselves against the estimate, and the ridge
                 # started from settings.refit_backwards' choice
-                refit_info = {"masks": len(have), "penalty": settings.refit_penalty,
-                              "scale": scale, "backwards": scale <= 0,
+                refit_info = {"masks": len(have), "fit": fitted.fit,
+                              "penalty": settings.refit_penalty, "scale": scale,
+                              "backwards": scale <= 0,
+                              "left_out_error": {"ridge": fitted.ridge_error,
+                                                 "sparse": fitted.sparse_error},
                               "lds": "leave-one-out over the masks"}
         top = int(np.argmax(values))
         predicted = float(values[top])
