@@ -162,8 +162,12 @@ def evaluate(cases: list[dict[str, Any]]) -> dict[str, Any]:
     table: dict[str, dict[str, dict[str, Any]]] = {}
     backwards: dict[str, list[str]] = {}
     sparse: dict[str, list[str]] = {}
+    errors: dict[str, dict[str, dict[str, float | None]]] = {}
     for k in VERIFY:
-        sparse[str(k)] = [d["case"] for d in cases if shipped_correction(d, k).fit == "sparse"]
+        shipped = {d["case"]: shipped_correction(d, k) for d in cases}
+        sparse[str(k)] = [case for case, c in shipped.items() if c.fit == "sparse"]
+        errors[str(k)] = {case: {"ridge": c.ridge_error, "sparse": c.sparse_error}
+                          for case, c in shipped.items()}
         backwards[str(k)] = [d["case"] for d in cases
                              if estimate_scale(np.asarray(d["verify_masks"][:k]),
                                                np.asarray(d["verify_outcomes"][:k]),
@@ -181,7 +185,13 @@ def evaluate(cases: list[dict[str, Any]]) -> dict[str, Any]:
             "top1_in_gold": float(np.mean([h for _, h in rows])),
             "lds_by_case": {d["case"]: x for d, (x, _) in zip(cases, rows, strict=True)}}
             for name, rows in per.items()}
-    return {"by_k": table, "backwards_cases": backwards, "sparse_cases": sparse}
+    return {"by_k": table, "backwards_cases": backwards, "sparse_cases": sparse,
+            "left_out_errors": errors}
+
+
+def _range(values: list[float | None]) -> str:
+    known = [v for v in values if v is not None]
+    return f"{fmt(min(known), 1)}-{fmt(max(known), 1)}" if known else "not tried"
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -211,7 +221,12 @@ def markdown(result: dict[str, Any]) -> str:
               "shipped correction took the sparse refit: " + ", ".join(
                   f"K = {k}: {len(ids)} of {len(cases)}"
                   for k, ids in result["table"]["sparse_cases"].items()) + ". Per-case LDS "
-              "of every variant: fast_refit.json (`table.by_k.K.variant.lds_by_case`).",
+              "of every variant: fast_refit.json (`table.by_k.K.variant.lds_by_case`).", "",
+              "The shipped correction's choice: each fit's leave-one-out mean squared error "
+              "over the K masks (logit-probability units squared), range over the cases: "
+              + "; ".join(f"K = {k}: ridge {_range([e['ridge'] for e in by.values()])}, "
+                          f"sparse {_range([e['sparse'] for e in by.values()])}"
+                          for k, by in result["table"]["left_out_errors"].items()) + ".",
               "", "| case | units | prompt tokens | seconds (pass outcomes) |",
               "|---|---|---|---|"]
     lines += [f"| {c['case']} | {c['units']} | {c['prompt_tokens']} | {fmt(c['seconds'], 0)} |"
