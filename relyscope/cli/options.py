@@ -100,7 +100,8 @@ def add_audit_options(parser: argparse.ArgumentParser,
                              "ignored)")
     parser.add_argument("--verify", type=int, metavar="K",
                         help="the learned estimate's verification masks (default 12; it is "
-                             "refit to them from 8 on; fewer are faster and less faithful, "
+                             "refit to them from 8 on, sparsely from 10 where that fits "
+                             "them better; fewer are faster and less faithful, "
                              "see docs/learned-attributor.md)")
     parser.add_argument("--claims", type=parse_claims_option,
                         help="attribute each claim of the answer: 'auto' (its sentences) or "
