@@ -566,12 +566,21 @@ def sparse(lm: CausalLM, q: dict[str, Any], held_cache: Path) -> dict[str, Any]:
                                         test_from) for fits in blocks]
             fits = [f for block in blocks for f in block.values()]
             reported = [f.lds for f in blocks[0].values() if f.lds is not None]
+            # the report's leave-one-out LDS beside the same scores' LDS on the test masks
+            pairs = [(blocks[0][d.case_id].lds, spearman_lds(
+                d.masks[test_from:] @ blocks[0][d.case_id].scores, d.targets[test_from:]))
+                for d in held]
+            known = [(r, t) for r, t in pairs if r is not None and t is not None]
             rows[str(k)][name] = {
                 "lds_all_by_mask_block": [lds["all"] for lds, _p in quality],
                 "lds_by_group_first_block": quality[0][0],
                 "precision_at_1_single_planted_first_block": quality[0][1],
                 "sparse_share": float(np.mean([f.fit == "sparse" for f in fits])),
-                "reported_lds_first_block": _mean(list(reported))}
+                "reported_lds_first_block": _mean(list(reported)),
+                "reported_minus_test_first_block": _mean([r - t for r, t in known]),
+                "reported_abs_error_first_block": _mean([abs(r - t) for r, t in known]),
+                "reported_below_min_lds_first_block": sum(
+                    r < shipped.min_lds for r, _t in known)}
         print(f"sparse K={k}: sparse share {rows[str(k)]['shipped']['sparse_share']:.2f}",
               file=sys.stderr, flush=True)
     return {"held_out_cases": len(held), "sparse_from": shipped.refit_sparse_from,
@@ -1017,10 +1026,15 @@ def _sparse_markdown(r: dict[str, Any]) -> list[str]:
              f"leave-one-out error over the K masks is at most {fmt(r['sparse_margin'])} x the "
              "ridge's. LDS (all cases) on the 16 test masks, mean and range over blocks; "
              "sparse share: the (case, block) pairs that took the sparse fit; reported: the "
-             f"mean leave-one-out LDS a report gives (first block). Run: {r.get('run')}", "",
+             "mean leave-one-out LDS a report gives (first block); beside it, that LDS less "
+             "the same scores' LDS on the test masks (mean, and mean absolute) and the cases "
+             "whose reported LDS is below min_lds, which would flag them estimate-unreliable. "
+             f"Run: {r.get('run')}", "",
              "| K | ridge | shipped | range, ridge / shipped | sparse share | precision@1 "
-             "single planted, ridge / shipped | reported, ridge / shipped |",
-             "|---|---|---|---|---|---|---|"]
+             "single planted, ridge / shipped | reported, ridge / shipped | reported minus "
+             "test-mask LDS (mean abs.), ridge / shipped | reported below min_lds, ridge / "
+             "shipped |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for k, row in r["rows"].items():
         ridge, shipped = row["ridge"], row["shipped"]
         a, b = ridge["lds_all_by_mask_block"], shipped["lds_all_by_mask_block"]
@@ -1031,8 +1045,17 @@ def _sparse_markdown(r: dict[str, Any]) -> list[str]:
             f"{fmt(ridge['precision_at_1_single_planted_first_block'])} / "
             f"{fmt(shipped['precision_at_1_single_planted_first_block'])} | "
             f"{fmt(ridge['reported_lds_first_block'], 3)} / "
-            f"{fmt(shipped['reported_lds_first_block'], 3)} |")
+            f"{fmt(shipped['reported_lds_first_block'], 3)} | "
+            f"{_signed(ridge)} / {_signed(shipped)} | "
+            f"{ridge.get('reported_below_min_lds_first_block')} / "
+            f"{shipped.get('reported_below_min_lds_first_block')} |")
     return [*lines, ""]
+
+
+def _signed(row: dict[str, Any]) -> str:
+    return (f"{row['reported_minus_test_first_block']:+.3f} "
+            f"({fmt(row['reported_abs_error_first_block'], 3)})"
+            if row.get("reported_minus_test_first_block") is not None else "–")
 
 
 def _spread(values: list[float]) -> str:

@@ -15,6 +15,7 @@ from relyscope.audits.estimate_refit import (
     leave_one_out_lds,
     leave_one_out_predictions,
     left_out_lds,
+    predict_left_out,
     refit,
     sparse_refit,
 )
@@ -190,3 +191,31 @@ def test_a_dense_answer_keeps_the_ridge() -> None:
     chosen = correct(masks, outcomes, truth * 0.9, penalty=3.0, alpha=0.01)
     assert chosen.fit == "ridge" and chosen.sparse_error is not None
     assert chosen.sparse_error > 0.5 * chosen.ridge_error
+
+
+def test_the_left_out_lds_ranks_kept_scores_not_the_folds_intercepts() -> None:
+    """An answer relying on one unit: the sparse fit keeps about that one unit, so half the
+    masks tie on its scores. Ranked by predicted outcome, each fold's intercept (the other
+    masks' mean) orders the tied masks backwards; the left-out LDS ranks the kept units'
+    scores, as the LDS on unseen masks does, and stays closer to that."""
+    reported, by_outcome, unseen = [], [], []
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        truth = np.zeros(8)
+        truth[2] = 5.0
+        estimate = rng.random(8) * 0.2
+        estimate[2] = 3.0
+        masks = _masks(rng, 12, 8)
+        outcomes = masks @ truth + rng.normal(scale=0.5, size=12)
+        held = _masks(rng, 64, 8)
+        held_outcomes = held @ truth + rng.normal(scale=0.5, size=64)
+
+        def fit(m: np.ndarray, o: np.ndarray, estimate: np.ndarray = estimate) -> np.ndarray:
+            return sparse_refit(m, o, estimate, 0.01)
+
+        reported.append(left_out_lds(masks, outcomes, fit))
+        by_outcome.append(spearman_lds(predict_left_out(masks, outcomes, fit), outcomes))
+        unseen.append(spearman_lds(held @ fit(masks, outcomes), held_outcomes))
+    assert np.mean(reported) > np.mean(by_outcome) + 0.04
+    assert (np.mean(np.abs(np.subtract(reported, unseen)))
+            < np.mean(np.abs(np.subtract(by_outcome, unseen))))

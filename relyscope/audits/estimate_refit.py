@@ -80,24 +80,41 @@ def sparse_refit(masks: np.ndarray, outcomes: np.ndarray, estimate: np.ndarray, 
     return fit_surrogate(masks, outcomes, alpha, answer_tokens, penalty_weights=prior)[0]
 
 
-def predict_left_out(masks: np.ndarray, outcomes: np.ndarray, fit: Fit) -> np.ndarray:
-    """Each mask's outcome [K] as predicted by `fit` on the other K - 1 masks (their mean
-    outcome plus the mask's centred keep/drop pattern times the fit's scores)."""
-    predictions = []
+def _left_out(masks: np.ndarray, outcomes: np.ndarray, fit: Fit
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """For each mask, from `fit` on the other K - 1: its predicted outcome (their mean outcome
+    plus the mask's centred keep/drop pattern times the fit's scores) and its kept units'
+    summed scores (the linear predictor an LDS ranks)."""
+    predictions, kept_scores = [], []
     for left_out in range(len(masks)):
         rest = np.arange(len(masks)) != left_out
         scores = fit(masks[rest], outcomes[rest])
-        centred_mask = masks[left_out].astype(np.float64) - masks[rest].astype(np.float64).mean(0)
+        mask = masks[left_out].astype(np.float64)
+        kept_scores.append(float(mask @ scores))
+        centred_mask = mask - masks[rest].astype(np.float64).mean(0)
         predictions.append(float(outcomes[rest].mean() + centred_mask @ scores))
-    return np.array(predictions)
+    return np.array(predictions), np.array(kept_scores)
+
+
+def predict_left_out(masks: np.ndarray, outcomes: np.ndarray, fit: Fit) -> np.ndarray:
+    """Each mask's outcome [K] as predicted by `fit` on the other K - 1 masks (their mean
+    outcome plus the mask's centred keep/drop pattern times the fit's scores)."""
+    return _left_out(masks, outcomes, fit)[0]
+
+
+def _rank_lds(kept_scores: np.ndarray, outcomes: np.ndarray) -> float | None:
+    return spearman_lds(kept_scores, outcomes) if len(outcomes) >= 3 else None
 
 
 def left_out_lds(masks: np.ndarray, outcomes: np.ndarray, fit: Fit) -> float | None:
-    """Spearman over the K masks of each mask's outcome against its leave-one-out prediction;
-    None with fewer than 3 masks or a constant side."""
-    if len(masks) < 3:
-        return None
-    return spearman_lds(predict_left_out(masks, outcomes, fit), outcomes)
+    """Spearman over the K masks of each mask's outcome against its kept units' summed scores
+    from `fit` on the other masks; None with fewer than 3 masks or a constant side.
+
+    It ranks the linear predictor, as the LDS on unseen masks does, not the predicted
+    outcome: a fold's intercept is the other masks' mean outcome, which falls as the left-out
+    outcome rises, and among masks the scores tie (a sparse fit keeping one unit ties half of
+    them) that alone would order them backwards."""
+    return _rank_lds(_left_out(masks, outcomes, fit)[1], outcomes)
 
 
 def leave_one_out_predictions(masks: np.ndarray, outcomes: np.ndarray, estimate: np.ndarray,
@@ -138,20 +155,20 @@ def correct(masks: np.ndarray, outcomes: np.ndarray, estimate: np.ndarray, *, pe
     `sparse_from` masks two units the answer relies on too often share one keep/drop pattern
     (or one is never dropped) for a sparse fit to tell them apart (bench.fast_refit)."""
     ridge: Fit = partial(refit, estimate=estimate, penalty=penalty, backwards=backwards)
-    ridge_left_out = predict_left_out(masks, outcomes, ridge)
+    ridge_left_out, ridge_kept = _left_out(masks, outcomes, ridge)
     ridge_error = float(np.mean((ridge_left_out - outcomes) ** 2))
     chosen: Correction | None = None
     sparse_error = None
     if sparse_from is not None and len(masks) >= sparse_from:
         sparse: Fit = partial(sparse_refit, estimate=estimate, alpha=alpha,
                               answer_tokens=answer_tokens)
-        sparse_left_out = predict_left_out(masks, outcomes, sparse)
+        sparse_left_out, sparse_kept = _left_out(masks, outcomes, sparse)
         sparse_error = float(np.mean((sparse_left_out - outcomes) ** 2))
         scores = sparse(masks, outcomes)
         if np.any(scores) and sparse_error <= sparse_margin * ridge_error:
-            chosen = Correction(scores, "sparse", spearman_lds(sparse_left_out, outcomes),
+            chosen = Correction(scores, "sparse", _rank_lds(sparse_kept, outcomes),
                                 ridge_error, sparse_error)
     if chosen is None:
-        lds = spearman_lds(ridge_left_out, outcomes) if len(masks) >= 3 else None
-        chosen = Correction(ridge(masks, outcomes), "ridge", lds, ridge_error, sparse_error)
+        chosen = Correction(ridge(masks, outcomes), "ridge", _rank_lds(ridge_kept, outcomes),
+                            ridge_error, sparse_error)
     return chosen
