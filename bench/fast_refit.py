@@ -172,18 +172,22 @@ def evaluate(cases: list[dict[str, Any]]) -> dict[str, Any]:
                              if estimate_scale(np.asarray(d["verify_masks"][:k]),
                                                np.asarray(d["verify_outcomes"][:k]),
                                                np.asarray(d["estimate"])) <= 0]
-        per: dict[str, list[tuple[float | None, bool]]] = {}
+        per: dict[str, list[tuple[float | None, bool, bool]]] = {}
         for d in cases:
             held = np.asarray(d["held_masks"], dtype=np.float64)
             actual = np.asarray(d["held_outcomes"])
             for name, scores in variants(d, k).items():
-                hit = d["units"][int(np.argmax(scores))] in d["gold"]
-                per.setdefault(name, []).append((spearman_lds(held @ scores, actual), hit))
+                ranked = [d["units"][i] for i in np.argsort(-scores, kind="stable")]
+                hit = ranked[0] in d["gold"]
+                top_gold = set(ranked[:len(d["gold"])]) == set(d["gold"])
+                per.setdefault(name, []).append((spearman_lds(held @ scores, actual), hit,
+                                                 top_gold))
         table[str(k)] = {name: {
-            "lds": float(np.mean([x for x, _ in rows if x is not None])),
-            "lds_min": float(np.min([x for x, _ in rows if x is not None])),
-            "top1_in_gold": float(np.mean([h for _, h in rows])),
-            "lds_by_case": {d["case"]: x for d, (x, _) in zip(cases, rows, strict=True)}}
+            "lds": float(np.mean([x for x, _, _ in rows if x is not None])),
+            "lds_min": float(np.min([x for x, _, _ in rows if x is not None])),
+            "top1_in_gold": float(np.mean([h for _, h, _ in rows])),
+            "gold_ranked_first": float(np.mean([g for _, _, g in rows])),
+            "lds_by_case": {d["case"]: x for d, (x, _, _) in zip(cases, rows, strict=True)}}
             for name, rows in per.items()}
     return {"by_k": table, "backwards_cases": backwards, "sparse_cases": sparse,
             "left_out_errors": errors}
@@ -206,14 +210,16 @@ def markdown(result: dict[str, Any]) -> str:
              " prompt tokens; two planted sentences each, the gold). The first K of the fast "
              f"path's own verification draws; LDS on {HELD_OUT} held-out masks per case (mean, "
              "and the lowest case); top-1 in gold: the share of cases whose top unit is a "
-             "planted sentence. Pass outcomes come from the per-case cache where it has them "
+             "planted sentence; gold ranked first: the share whose top units are the planted "
+             "sentences. Pass outcomes come from the per-case cache where it has them "
              "(a rerun after a change to the corrections alone scores nothing again; the "
              "seconds below are the run that scored each case).", "",
-             "| K | variant | LDS | lowest case | top-1 in gold |", "|---|---|---|---|---|"]
+             "| K | variant | LDS | lowest case | top-1 in gold | gold ranked first |",
+             "|---|---|---|---|---|---|"]
     for k, rows in result["table"]["by_k"].items():
         for name, r in rows.items():
             lines.append(f"| {k} | {name} | {fmt(r['lds'], 3)} | {fmt(r['lds_min'], 3)} | "
-                         f"{fmt(r['top1_in_gold'])} |")
+                         f"{fmt(r['top1_in_gold'])} | {fmt(r['gold_ranked_first'])} |")
     lines += ["", "Cases whose K masks order themselves against the estimate (a least-squares "
               "scale of 0 or below, the only cases where the two refits differ): " + ", ".join(
                   f"K = {k}: {len(ids)}" + (f" ({', '.join(ids)})" if ids else "")
